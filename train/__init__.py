@@ -1,0 +1,1 @@
+"""Training side of Vantage (PyTorch): meshes, rendering, models, training, evaluation."""

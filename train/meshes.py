@@ -1,0 +1,112 @@
+"""3D model sources: built-in procedural meshes and user repositories on disk.
+
+A `ModelSpec` is a small picklable description of one mesh, so that renderer
+worker processes can load meshes themselves. Every mesh is normalised as POSE.md
+says: centred on its axis-aligned bounding-box centre, farthest vertex at 1.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import trimesh
+
+from vantage.categories import CATEGORIES
+
+MESH_SUFFIXES = (".off", ".obj", ".ply", ".stl", ".glb")
+
+
+class MeshError(Exception):
+    """A mesh file cannot be loaded or has no triangles."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One 3D model: built-in (`seed` set) or a file (`path` set)."""
+
+    model_id: str
+    category: str
+    path: str | None = None
+    seed: int | None = None
+
+    def load(self) -> trimesh.Trimesh:
+        if self.path is not None:
+            return load_mesh(self.path)
+        from vantage.train.shapes import generate_mesh
+
+        return normalise_mesh(generate_mesh(self.category, int(self.seed or 0)))
+
+
+def normalise_mesh(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
+    """Centre on the bounding-box centre and scale the farthest vertex to distance 1."""
+    mesh = mesh.copy()
+    lo, hi = mesh.bounds
+    mesh.apply_translation(-(lo + hi) / 2.0)
+    radius = float(np.linalg.norm(mesh.vertices, axis=1).max())
+    if radius <= 0:
+        raise MeshError("mesh has zero extent")
+    mesh.apply_scale(1.0 / radius)
+    return mesh
+
+
+def load_mesh(path: str | Path) -> trimesh.Trimesh:
+    """Load any trimesh-readable file (scenes are flattened), normalised per POSE.md."""
+    try:
+        loaded = trimesh.load(str(path), force="mesh", process=False)
+    except Exception as exc:  # trimesh raises many types for bad files
+        raise MeshError(f"cannot load mesh {path}: {exc}") from exc
+    if not isinstance(loaded, trimesh.Trimesh) or len(loaded.faces) == 0:
+        raise MeshError(f"mesh {path} has no triangles")
+    return normalise_mesh(loaded)
+
+
+def scan_repository(root: str | Path, categories: Sequence[str] = CATEGORIES) -> list[ModelSpec]:
+    """Models of a repository laid out as `root/<category>/*.{off,obj,ply,stl,glb}`."""
+    root = Path(root)
+    if not root.is_dir():
+        raise MeshError(f"model repository {root} does not exist")
+    specs = []
+    for category in categories:
+        folder = root / category
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            if path.suffix.lower() in MESH_SUFFIXES:
+                specs.append(ModelSpec(f"{root.name}/{category}/{path.stem}", category, path=str(path)))
+    if not specs:
+        raise MeshError(f"no meshes found under {root}/<category>/*{{{','.join(MESH_SUFFIXES)}}}")
+    return specs
+
+
+def builtin_specs(
+    instances: int, categories: Sequence[str] = CATEGORIES, first_seed: int = 0
+) -> list[ModelSpec]:
+    """`instances` procedural models per category, seeds first_seed .. first_seed+instances-1."""
+    return [
+        ModelSpec(f"builtin/{c}/{s:04d}", c, seed=s)
+        for c in categories
+        for s in range(first_seed, first_seed + instances)
+    ]
+
+
+def hold_out(specs: Iterable[ModelSpec], per_category: int, seed: int = 0) -> tuple[list[ModelSpec], list[ModelSpec]]:
+    """Split into (train, held_out) keeping `per_category` unseen models per category.
+
+    A category with a single model keeps it for training: it cannot be both.
+    """
+    by_cat: dict[str, list[ModelSpec]] = {}
+    for s in specs:
+        by_cat.setdefault(s.category, []).append(s)
+    rng = random.Random(seed)
+    train, held = [], []
+    for cat in sorted(by_cat):
+        items = sorted(by_cat[cat], key=lambda s: s.model_id)
+        rng.shuffle(items)
+        k = min(per_category, len(items) - 1)
+        held += items[:k]
+        train += items[k:]
+    return train, held

@@ -1,0 +1,87 @@
+"""The model-bundle format: a folder with `model.onnx` and `vantage.json`.
+
+The bundle is the only thing that travels from export to serving, so everything
+the server needs to reproduce training's pre-processing and to name outputs is
+recorded here. The same metadata is also written into the ONNX `metadata_props`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vantage.imaging import IMAGENET_MEAN, IMAGENET_STD
+
+FORMAT = "vantage-bundle"
+FORMAT_VERSION = 1
+METADATA_FILE = "vantage.json"
+INPUT_NAME = "image"
+OUTPUT_NAMES: tuple[str, ...] = ("category_probs", "axis_angle", "rotation", "embedding")
+
+
+class BundleError(Exception):
+    """A bundle is missing, incomplete or of an unknown format."""
+
+
+@dataclass
+class BundleMetadata:
+    """What a server needs to run a bundle exactly as it was trained."""
+
+    categories: list[str]
+    input_size: int
+    fusion: str
+    embedding_dim: int
+    mean: list[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
+    std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))
+    crop_margin: float = 0.1
+    onnx_file: str = "model.onnx"
+    opset: int = 17
+    name: str = "vantage"
+    model_version: str = "1"
+    versions: dict[str, str] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    input_name: str = INPUT_NAME
+    output_names: list[str] = field(default_factory=lambda: list(OUTPUT_NAMES))
+    format: str = FORMAT
+    format_version: int = FORMAT_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "BundleMetadata":
+        if data.get("format") != FORMAT:
+            raise BundleError(f"not a Vantage bundle: format is {data.get('format')!r}, expected {FORMAT!r}")
+        if int(data.get("format_version", 0)) > FORMAT_VERSION:
+            raise BundleError(
+                f"bundle format version {data['format_version']} is newer than this Vantage reads ({FORMAT_VERSION})"
+            )
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def save_metadata(bundle_dir: str | Path, meta: BundleMetadata) -> Path:
+    path = Path(bundle_dir) / METADATA_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(meta.to_json() + "\n")
+    return path
+
+
+def load_metadata(bundle_dir: str | Path) -> BundleMetadata:
+    """Read and validate `vantage.json`; BundleError names the missing or bad file."""
+    root = Path(bundle_dir)
+    if not root.is_dir():
+        raise BundleError(f"model bundle folder {str(root)!r} does not exist")
+    path = root / METADATA_FILE
+    if not path.is_file():
+        raise BundleError(f"model bundle {str(root)!r} has no {METADATA_FILE}")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"{path} is not valid JSON: {exc}") from None
+    meta = BundleMetadata.from_dict(data)
+    if not (root / meta.onnx_file).is_file():
+        raise BundleError(f"model bundle {str(root)!r} has no {meta.onnx_file}")
+    return meta
