@@ -18,6 +18,8 @@ FORMAT = "vantage-bundle"
 FORMAT_VERSION = 1
 METADATA_FILE = "vantage.json"
 INPUT_NAME = "image"
+# (N, K) float: all zeros = category unknown, a one-hot row = known category.
+INPUT_HINT_NAME = "category_hint"
 OUTPUT_NAMES: tuple[str, ...] = ("category_probs", "axis_angle", "rotation", "embedding")
 
 
@@ -43,6 +45,7 @@ class BundleMetadata:
     versions: dict[str, str] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     input_name: str = INPUT_NAME
+    hint_name: str = INPUT_HINT_NAME
     output_names: list[str] = field(default_factory=lambda: list(OUTPUT_NAMES))
     format: str = FORMAT
     format_version: int = FORMAT_VERSION

@@ -1,0 +1,1 @@
+"""Export of trained models into self-contained ONNX bundles."""

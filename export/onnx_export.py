@@ -1,0 +1,125 @@
+"""Checkpoint → model bundle: `model.onnx` with all post-processing inside, plus `vantage.json`.
+
+The graph computes everything up to the final answer (softmax, weighted or top-1
+fusion, axis-angle → rotation by Rodrigues, the retrieval embedding), so that no
+client or server re-implements the math. Inputs: `image` (N,3,S,S) normalised
+crops and `category_hint` (N,K): zeros = unknown category, one-hot = known (the
+graph then uses that category's pose head). The legacy exporter is used because
+it writes one self-contained, deterministic file (MEASURED.md).
+"""
+
+from __future__ import annotations
+
+import io
+import platform
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+
+import vantage
+from vantage.bundle import INPUT_HINT_NAME, INPUT_NAME, OUTPUT_NAMES, BundleMetadata, save_metadata
+from vantage.geometry import geodesic_distance
+from vantage.train.model import JointPoseNet
+
+OPSET = 17
+PARITY_ROTATION_TOL = 1e-4
+
+
+class ParityError(AssertionError):
+    """ONNX Runtime and PyTorch disagree beyond the tolerance."""
+
+
+def to_onnx_bytes(model: JointPoseNet, opset: int = OPSET) -> bytes:
+    """Serialise the model's full inference path to ONNX with a dynamic batch dimension."""
+    model = model.eval()
+    size, k = model.config.input_size, len(model.config.categories)
+    dummy = (torch.zeros(2, 3, size, size), torch.zeros(2, k))
+    buf = io.BytesIO()
+    torch.onnx.export(
+        model,
+        dummy,
+        buf,
+        input_names=[INPUT_NAME, INPUT_HINT_NAME],
+        output_names=list(OUTPUT_NAMES),
+        dynamic_axes={name: {0: "batch"} for name in (INPUT_NAME, INPUT_HINT_NAME, *OUTPUT_NAMES)},
+        opset_version=opset,
+        do_constant_folding=True,
+        dynamo=False,
+    )
+    return buf.getvalue()
+
+
+def ort_session(path: str | Path) -> ort.InferenceSession:
+    opts = ort.SessionOptions()
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def check_parity(model: JointPoseNet, onnx_path: str | Path, images: np.ndarray, hints: np.ndarray) -> dict:
+    """Run ONNX Runtime and PyTorch on the same inputs; ParityError beyond PARITY_ROTATION_TOL."""
+    sess = ort_session(onnx_path)
+    got = dict(zip(OUTPUT_NAMES, sess.run(list(OUTPUT_NAMES), {INPUT_NAME: images, INPUT_HINT_NAME: hints})))
+    with torch.no_grad():
+        ref = dict(zip(OUTPUT_NAMES, (t.numpy() for t in model.eval()(torch.from_numpy(images), torch.from_numpy(hints)))))
+    diffs = {name: float(np.abs(got[name] - ref[name]).max()) for name in OUTPUT_NAMES}
+    diffs["rotation_geodesic_deg"] = float(geodesic_distance(got["rotation"], ref["rotation"]).max())
+    if diffs["rotation"] > PARITY_ROTATION_TOL:
+        raise ParityError(f"ONNX Runtime rotation differs from PyTorch by {diffs['rotation']:.2e} > {PARITY_ROTATION_TOL}")
+    return diffs
+
+
+def export_bundle(
+    model: JointPoseNet,
+    out_dir: str | Path,
+    training: dict | None = None,
+    crop_margin: float = 0.1,
+    parity_images: np.ndarray | None = None,
+    model_version: str = "1",
+) -> Path:
+    """Write `out_dir/model.onnx` and `out_dir/vantage.json`, check parity, return the folder.
+
+    `parity_images` (normalised crops) are checked besides random inputs, with the
+    hint both unknown and one-hot, so both graph branches are covered.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = model.config
+    meta = BundleMetadata(
+        categories=list(cfg.categories),
+        input_size=cfg.input_size,
+        fusion=cfg.fusion,
+        embedding_dim=model.embedding_dim,
+        crop_margin=crop_margin,
+        opset=OPSET,
+        model_version=model_version,
+        versions={
+            "vantage": vantage.__version__,
+            "torch": torch.__version__,
+            "onnx": onnx.__version__,
+            "onnxruntime": ort.__version__,
+            "python": platform.python_version(),
+        },
+        training=training or {},
+    )
+    proto = onnx.load_from_string(to_onnx_bytes(model))
+    del proto.metadata_props[:]
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = "vantage", meta.to_json()
+    onnx.checker.check_model(proto)
+    onnx_path = out / meta.onnx_file
+    onnx_path.write_bytes(proto.SerializeToString())
+
+    k = len(cfg.categories)
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(4, 3, cfg.input_size, cfg.input_size)).astype(np.float32)
+    if parity_images is not None:
+        images = np.concatenate([images, parity_images.astype(np.float32)])
+    hints = np.zeros((len(images), k), np.float32)
+    hints[::2, :] = np.eye(k, dtype=np.float32)[np.arange(0, len(images), 2) % k]
+    parity = check_parity(model, onnx_path, images, hints)
+    meta.training = {**meta.training, "export_parity_max_abs_diff": parity}
+    save_metadata(out, meta)
+    return out

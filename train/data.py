@@ -1,0 +1,131 @@
+"""Labelled renders → network inputs, with the augmentation that fights render-to-photo drift.
+
+Reads the renderer's `manifest.jsonl`, crops each image with the serving code's
+`vantage.imaging.crop_square` (so training and serving see identical pixels),
+jitters the box the way a detector would, and applies photometric noise: colour
+jitter, Gaussian noise, blur and JPEG re-encoding (image-graphics paper, Sec. 5:
+the drift from graphics to photos is the main source of error).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from vantage.categories import category_index
+from vantage.imaging import crop_square
+
+
+@dataclass
+class AugmentConfig:
+    """Strength of each augmentation; probabilities are per image."""
+
+    box_jitter: float = 0.08  # fraction of the box size, shift and scale
+    colour_jitter: float = 0.25
+    noise_prob: float = 0.4
+    noise_std: float = 8.0
+    blur_prob: float = 0.3
+    jpeg_prob: float = 0.5
+    jpeg_quality: tuple[int, int] = (30, 90)
+
+
+@dataclass
+class Sample:
+    """One labelled view; `rotation` is POSE.md's R (3×3)."""
+
+    image_path: Path
+    box: tuple[float, float, float, float]
+    category: int
+    rotation: np.ndarray
+    viewpoint: tuple[float, float, float]
+    model_id: str
+
+
+def read_samples(root: str | Path, categories: list[str]) -> list[Sample]:
+    """Samples of a rendered dataset folder (its `manifest.jsonl`), categories restricted to `categories`."""
+    root = Path(root)
+    manifest = root / "manifest.jsonl"
+    if not manifest.is_file():
+        raise FileNotFoundError(f"{root} has no manifest.jsonl: render it with `vantage render` first")
+    samples = []
+    for line in manifest.read_text().splitlines():
+        if not line.strip():
+            continue
+        rec = json.loads(line)
+        if rec["category"] not in categories:
+            continue
+        samples.append(
+            Sample(
+                image_path=root / rec["file"],
+                box=tuple(rec["box"]),
+                category=category_index(rec["category"], categories),
+                rotation=np.asarray(rec["rotation"], np.float64).reshape(3, 3),
+                viewpoint=(rec["azimuth"], rec["elevation"], rec["theta"]),
+                model_id=rec["model_id"],
+            )
+        )
+    return samples
+
+
+def jitter_box(box: tuple[float, float, float, float], amount: float, rng: np.random.Generator) -> list[float]:
+    """Shift and rescale a box by up to `amount` of its size, as an imperfect detector would."""
+    x0, y0, x1, y1 = box
+    w, h = x1 - x0, y1 - y0
+    cx, cy = (x0 + x1) / 2 + rng.uniform(-amount, amount) * w, (y0 + y1) / 2 + rng.uniform(-amount, amount) * h
+    s = 1.0 + rng.uniform(-amount, amount)
+    return [cx - w * s / 2, cy - h * s / 2, cx + w * s / 2, cy + h * s / 2]
+
+
+def photometric(crop: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    """Colour jitter, noise, blur and JPEG artefacts on a uint8 RGB crop."""
+    x = crop.astype(np.float32)
+    gain = 1.0 + rng.uniform(-cfg.colour_jitter, cfg.colour_jitter, size=3)
+    bias = rng.uniform(-cfg.colour_jitter, cfg.colour_jitter) * 60.0
+    x = x * gain + bias
+    mean = x.mean()
+    x = (x - mean) * (1.0 + rng.uniform(-cfg.colour_jitter, cfg.colour_jitter)) + mean
+    if rng.random() < cfg.noise_prob:
+        x = x + rng.normal(0.0, cfg.noise_std * rng.random(), size=x.shape)
+    out = np.clip(x, 0, 255).astype(np.uint8)
+    if rng.random() < cfg.blur_prob:
+        sigma = rng.uniform(0.4, 1.5)
+        out = cv2.GaussianBlur(out, (0, 0), sigma)
+    if rng.random() < cfg.jpeg_prob:
+        q = int(rng.integers(cfg.jpeg_quality[0], cfg.jpeg_quality[1] + 1))
+        ok, enc = cv2.imencode(".jpg", out[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, q])
+        if ok:
+            out = cv2.imdecode(enc, cv2.IMREAD_COLOR)[:, :, ::-1]
+    return np.ascontiguousarray(out)
+
+
+def load_crop(
+    sample: Sample,
+    size: int,
+    margin: float,
+    augment: AugmentConfig | None = None,
+    rng: np.random.Generator | None = None,
+) -> np.ndarray:
+    """The network input crop (uint8 RGB size×size) of a sample, augmented when `augment` is given."""
+    bgr = cv2.imread(str(sample.image_path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise FileNotFoundError(f"cannot read rendered image {sample.image_path}")
+    image = bgr[:, :, ::-1]
+    box = list(sample.box)
+    if augment is not None and rng is not None:
+        box = jitter_box(sample.box, augment.box_jitter, rng)
+        h, w = image.shape[:2]
+        box = [max(box[0], 0.0), max(box[1], 0.0), min(box[2], float(w)), min(box[3], float(h))]
+    crop = crop_square(image, box, size, margin)
+    if augment is not None and rng is not None:
+        crop = photometric(crop, augment, rng)
+    return crop
+
+
+def batches(n: int, size: int) -> Iterator[slice]:
+    for start in range(0, n, size):
+        yield slice(start, min(start + size, n))

@@ -1,0 +1,75 @@
+"""Pose and category metrics of POSE.md and the papers (numpy only).
+
+MedErr and Acc@π/6 (Bin & Delta paper, Sec. 5), P(<22.5°), P(<45°) and cat-acc
+(joint-pose paper, Sec. 4), reported per category, as the mean over categories
+(as the papers do) and over all images.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from vantage.geometry import geodesic_distance
+
+
+def summarise(errors_deg: np.ndarray, correct: np.ndarray | None = None) -> dict[str, float]:
+    """Summary of one group of images: count, MedErr, Acc@π/6, P<22.5°, P<45°, cat-acc."""
+    e = np.asarray(errors_deg, dtype=np.float64)
+    out = {
+        "count": int(e.size),
+        "med_err": float(np.median(e)) if e.size else float("nan"),
+        "acc_pi6": float(np.mean(e < 30.0)) if e.size else float("nan"),
+        "p_22_5": float(np.mean(e < 22.5)) if e.size else float("nan"),
+        "p_45": float(np.mean(e < 45.0)) if e.size else float("nan"),
+    }
+    if correct is not None:
+        out["cat_acc"] = float(np.mean(correct)) if e.size else float("nan")
+    return out
+
+
+def pose_report(
+    pred_rot: np.ndarray,
+    true_rot: np.ndarray,
+    pred_cat: Sequence[str],
+    true_cat: Sequence[str],
+    categories: Sequence[str],
+) -> dict:
+    """Per-category, mean-over-categories and overall metrics; also returns the per-image errors."""
+    errors = geodesic_distance(pred_rot, true_rot)
+    pred_cat, true_cat = np.asarray(pred_cat), np.asarray(true_cat)
+    correct = pred_cat == true_cat
+    per_cat = {}
+    for c in categories:
+        sel = true_cat == c
+        if sel.any():
+            per_cat[c] = summarise(errors[sel], correct[sel])
+    keys = ("med_err", "acc_pi6", "p_22_5", "p_45", "cat_acc")
+    mean = {k: float(np.mean([v[k] for v in per_cat.values()])) for k in keys} if per_cat else {}
+    return {
+        "overall": summarise(errors, correct),
+        "mean_over_categories": mean,
+        "per_category": per_cat,
+        "errors_deg": errors.tolist(),
+    }
+
+
+def format_table(report: dict) -> str:
+    """Plain-text table: one row per category plus the mean and overall rows."""
+    head = f"{'category':<12} {'n':>5} {'MedErr°':>8} {'Acc@π/6':>8} {'P<22.5':>7} {'P<45':>6} {'cat-acc':>8}"
+    rows = [head, "-" * len(head)]
+
+    def row(name: str, m: dict, n: int | str) -> str:
+        return (
+            f"{name:<12} {n:>5} {m['med_err']:>8.2f} {m['acc_pi6']:>8.3f} {m['p_22_5']:>7.3f}"
+            f" {m['p_45']:>6.3f} {m.get('cat_acc', float('nan')):>8.3f}"
+        )
+
+    for c, m in report["per_category"].items():
+        rows.append(row(c, m, m["count"]))
+    rows.append("-" * len(head))
+    if report["mean_over_categories"]:
+        rows.append(row("mean(cats)", report["mean_over_categories"], ""))
+    rows.append(row("all images", report["overall"], report["overall"]["count"]))
+    return "\n".join(rows)
