@@ -1,0 +1,5 @@
+import sys
+
+from vantage.cli import main
+
+sys.exit(main())

@@ -1,0 +1,64 @@
+"""Pictures of poses: object axes drawn on crops, and contact sheets of many crops.
+
+Framework-free (numpy + OpenCV) so the quickstart, the evaluation report and the
+camera demo draw poses the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+# Object x, y, z axes in RGB: red, green, blue (the usual convention).
+AXIS_COLOURS = ((230, 40, 40), (40, 200, 40), (50, 90, 255))
+
+
+def draw_axes(
+    image: np.ndarray, rotation: np.ndarray, thickness: int = 2, length: float = 0.35, dashed: bool = False
+) -> np.ndarray:
+    """Draw the object's axes as seen by the camera, from the image centre.
+
+    Column i of R is object axis i in OpenCV camera coordinates (x right, y down),
+    so its first two components are its direction on screen (orthographic view);
+    axes pointing away from the camera are drawn first so nearer ones stay on top.
+    """
+    out = image.copy()
+    h, w = out.shape[:2]
+    c = np.array([w / 2.0, h / 2.0])
+    r = np.asarray(rotation, np.float64).reshape(3, 3)
+    scale = length * min(h, w)
+    for i in np.argsort(-r[2, :]):
+        end = c + scale * r[:2, i]
+        p0, p1 = tuple(int(round(v)) for v in c), tuple(int(round(v)) for v in end)
+        if dashed:
+            for t in np.linspace(0.0, 1.0, 8, endpoint=False)[::2]:
+                a = c + (end - c) * t
+                b = c + (end - c) * (t + 1.0 / 8)
+                cv2.line(out, tuple(int(v) for v in a), tuple(int(v) for v in b), AXIS_COLOURS[i], thickness, cv2.LINE_AA)
+        else:
+            cv2.arrowedLine(out, p0, p1, AXIS_COLOURS[i], thickness, cv2.LINE_AA, tipLength=0.15)
+    return out
+
+
+def label(image: np.ndarray, text: str, colour: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
+    """Caption at the bottom of a crop on a dark band."""
+    out = image.copy()
+    h = out.shape[0]
+    cv2.rectangle(out, (0, h - 14), (out.shape[1], h), (0, 0, 0), -1)
+    cv2.putText(out, text, (2, h - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.33, colour, 1, cv2.LINE_AA)
+    return out
+
+
+def contact_sheet(tiles: Sequence[np.ndarray], columns: int = 8, pad: int = 2) -> np.ndarray:
+    """Grid of equally sized RGB tiles on a grey background."""
+    if not tiles:
+        raise ValueError("contact sheet needs at least one tile")
+    th, tw = tiles[0].shape[:2]
+    rows = (len(tiles) + columns - 1) // columns
+    sheet = np.full((rows * (th + pad) + pad, columns * (tw + pad) + pad, 3), 90, np.uint8)
+    for i, tile in enumerate(tiles):
+        y, x = pad + (i // columns) * (th + pad), pad + (i % columns) * (tw + pad)
+        sheet[y : y + th, x : x + tw] = tile
+    return sheet
