@@ -78,6 +78,7 @@ def export_bundle(
     crop_margin: float = 0.1,
     parity_images: np.ndarray | None = None,
     model_version: str = "1",
+    name: str = "vantage",
 ) -> Path:
     """Write `out_dir/model.onnx` and `out_dir/vantage.json`, check parity, return the folder.
 
@@ -95,6 +96,7 @@ def export_bundle(
         crop_margin=crop_margin,
         opset=OPSET,
         model_version=model_version,
+        name=name,
         versions={
             "vantage": vantage.__version__,
             "torch": torch.__version__,

@@ -114,7 +114,7 @@ def run_quickstart(cfg: QuickstartConfig) -> dict:
         for s in test_samples:
             data = s.image_path.read_bytes()
             t = time.perf_counter()
-            results.append(client.estimate(data, box=list(s.box)))
+            results.append(client.estimate_result(data, box=list(s.box)))
             latencies.append((time.perf_counter() - t) * 1000.0)
         client.close()
     finally:

@@ -1,0 +1,255 @@
+"""Run a model bundle with ONNX Runtime: images (+ boxes, + known categories) → PoseResult.
+
+The only pre-processing path is `vantage.imaging` (decode → crop_square → normalise),
+the one training uses, with the bundle's input size, crop margin, mean and std.
+The graph contract (checked when the bundle is loaded):
+
+    inputs   image          float32 [N, 3, S, S]  normalised crops, S = input_size (metadata.input_name)
+             category_hint  float32 [N, K]        zeros = unknown, one-hot = known (metadata.hint_name)
+    outputs  category_probs [N, K], axis_angle [N, 3], rotation [N, 3, 3], embedding [N, D]
+
+Never imports torch (tests/test_serve_no_torch.py checks it).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import onnxruntime as ort
+
+from vantage.bundle import BundleError, BundleMetadata, load_metadata
+from vantage.categories import CATEGORIES
+from vantage.geometry import rotation_to_quaternion, rotation_to_viewpoint
+from vantage.imaging import DEFAULT_MAX_PIXELS, ImageError, crop_square, decode_image, normalise
+from vantage.serve.results import PoseResult
+
+Box = Sequence[float]
+
+log = logging.getLogger(__name__)
+
+
+class UnknownCategoryError(ValueError):
+    """A request named a category the model does not know; the message lists the known ones."""
+
+
+@dataclass
+class PreparedInput:
+    """One request turned into network inputs (see `Predictor.prepare`)."""
+
+    tensor: np.ndarray  # float32 (3, S, S)
+    hint: np.ndarray  # float32 (K,)
+    category: str | None
+    decode_ms: float = 0.0
+    preprocess_ms: float = 0.0
+
+
+def _dims(arg: ort.NodeArg) -> list[int | str | None]:
+    return list(arg.shape) if arg.shape is not None else []
+
+
+class Predictor:
+    """A loaded bundle: one ONNX Runtime session plus the bundle's pre-processing.
+
+    `providers` defaults to CPU; the session's real providers are checked after it is
+    created (ORT falls back to CPU silently) and the first one names the backend.
+    `intra_op_threads` 0 lets ORT choose. ORT's spinning is disabled (MEASURED.md).
+    Thread-safe: several threads may call `predict` at once.
+    """
+
+    def __init__(
+        self,
+        bundle_dir: str | Path,
+        providers: Sequence[str | tuple[str, dict]] | None = None,
+        intra_op_threads: int = 0,
+        inter_op_threads: int = 0,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> None:
+        self.bundle_dir = Path(bundle_dir)
+        self.metadata: BundleMetadata = load_metadata(self.bundle_dir)
+        self.max_pixels = max_pixels
+        meta = self.metadata
+        self._check_metadata(meta)
+        self.categories: tuple[str, ...] = tuple(meta.categories)
+        self.input_size = int(meta.input_size)
+        self.model_path = self.bundle_dir / meta.onnx_file
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = int(intra_op_threads)
+        options.inter_op_num_threads = int(inter_op_threads)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        requested = list(providers) if providers else ["CPUExecutionProvider"]
+        try:
+            self.session = ort.InferenceSession(str(self.model_path), sess_options=options, providers=requested)
+        except Exception as exc:  # ORT raises its own exception types for bad files
+            raise BundleError(f"ONNX Runtime cannot load {str(self.model_path)!r}: {exc}") from exc
+        self.providers: list[str] = list(self.session.get_providers())
+        wanted = [p if isinstance(p, str) else p[0] for p in requested]
+        if wanted[0] not in self.providers:
+            log.warning("requested execution provider %s is not active; running on %s", wanted[0], self.providers)
+        self.backend = f"onnxruntime/{self.providers[0]}"
+        self._check_graph()
+
+    # -- loading -----------------------------------------------------------------
+
+    def _check_metadata(self, meta: BundleMetadata) -> None:
+        where = f"model bundle {str(self.bundle_dir)!r}"
+        if not meta.categories:
+            raise BundleError(f"{where}: metadata lists no categories")
+        unknown = [c for c in meta.categories if c not in CATEGORIES]
+        if unknown:
+            raise BundleError(f"{where}: unknown categories {unknown}; known: {', '.join(CATEGORIES)}")
+        if len(set(meta.categories)) != len(meta.categories):
+            raise BundleError(f"{where}: repeated categories in {meta.categories}")
+        if int(meta.input_size) <= 0:
+            raise BundleError(f"{where}: input_size must be positive, got {meta.input_size}")
+        if len(meta.mean) != 3 or len(meta.std) != 3 or any(float(s) <= 0 for s in meta.std):
+            raise BundleError(f"{where}: mean and std must be 3 numbers (std > 0), got {meta.mean}, {meta.std}")
+
+    def _check_graph(self) -> None:
+        """The graph's inputs and outputs must be the contract's, with the metadata's sizes."""
+        where = f"{str(self.model_path)!r}"
+        k, s = len(self.categories), self.input_size
+        inputs = {a.name: a for a in self.session.get_inputs()}
+        outputs = {a.name: a for a in self.session.get_outputs()}
+        expected_inputs = {self.metadata.input_name: [None, 3, s, s], self.metadata.hint_name: [None, k]}
+        if set(inputs) != set(expected_inputs):
+            raise BundleError(
+                f"{where} has inputs {sorted(inputs)}, expected {sorted(expected_inputs)} (bundle graph contract)"
+            )
+        expected_outputs = {
+            "category_probs": [None, k],
+            "axis_angle": [None, 3],
+            "rotation": [None, 3, 3],
+            "embedding": [None, int(self.metadata.embedding_dim)],
+        }
+        missing = [n for n in expected_outputs if n not in outputs]
+        if missing:
+            raise BundleError(f"{where} lacks outputs {missing}; it has {sorted(outputs)}")
+        for kind, table, expected in (("input", inputs, expected_inputs), ("output", outputs, expected_outputs)):
+            for name, want in expected.items():
+                arg = table[name]
+                if arg.type != "tensor(float)":
+                    raise BundleError(f"{where}: {kind} {name!r} is {arg.type}, expected tensor(float)")
+                dims = _dims(arg)
+                bad = len(dims) != len(want) or any(
+                    w is not None and isinstance(d, int) and d != w for d, w in zip(dims, want)
+                )
+                if bad:
+                    shown = ["N" if w is None else w for w in want]
+                    raise BundleError(
+                        f"{where}: {kind} {name!r} has shape {dims}, expected {shown} from the bundle metadata"
+                    )
+        self._output_names = list(expected_outputs)  # (probs, axis_angle, rotation, embedding)
+
+    # -- inference ---------------------------------------------------------------
+
+    def category_hint(self, category: str | None) -> np.ndarray:
+        """(K,) float32: zeros for None/"" (unknown), one-hot for a known name."""
+        hint = np.zeros(len(self.categories), np.float32)
+        if category:
+            if category not in self.categories:
+                raise UnknownCategoryError(
+                    f"unknown category {category!r}; this model knows: {', '.join(self.categories)}"
+                )
+            hint[self.categories.index(category)] = 1.0
+        return hint
+
+    def prepare(self, image: np.ndarray, box: Box | None = None, category: str | None = None) -> PreparedInput:
+        """Crop and normalise one RGB uint8 image; ImageError / UnknownCategoryError on bad input."""
+        t0 = time.perf_counter()
+        if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            desc = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+            raise ImageError(f"image must be an RGB uint8 array (H, W, 3), got {desc}")
+        hint = self.category_hint(category)
+        meta = self.metadata
+        crop = crop_square(image, box, self.input_size, float(meta.crop_margin))
+        tensor = normalise(crop[None], meta.mean, meta.std)[0]
+        return PreparedInput(tensor, hint, category or None, preprocess_ms=(time.perf_counter() - t0) * 1e3)
+
+    def run(self, prepared: Sequence[PreparedInput]) -> list[PoseResult]:
+        """One batched ORT call over prepared inputs.
+
+        In a batch, `inference_ms` is the time of the whole batched call (shared).
+        """
+        if not prepared:
+            return []
+        t0 = time.perf_counter()
+        feeds = {
+            self.metadata.input_name: np.stack([p.tensor for p in prepared]).astype(np.float32, copy=False),
+            self.metadata.hint_name: np.stack([p.hint for p in prepared]).astype(np.float32, copy=False),
+        }
+        probs, axis_angle, rotation, embedding = self.session.run(self._output_names, feeds)
+        t1 = time.perf_counter()
+        inference_ms = (t1 - t0) * 1e3
+        rot64 = np.asarray(rotation, np.float64)
+        quats = rotation_to_quaternion(rot64)
+        az, el, th = rotation_to_viewpoint(rot64)
+        post_ms = (time.perf_counter() - t1) * 1e3 / len(prepared)
+        results = []
+        for i, p in enumerate(prepared):
+            scores = {name: float(probs[i, j]) for j, name in enumerate(self.categories)}
+            category = p.category if p.category else self.categories[int(np.argmax(probs[i]))]
+            timings = {
+                "decode_ms": p.decode_ms,
+                "preprocess_ms": p.preprocess_ms,
+                "inference_ms": inference_ms,
+                "total_ms": p.decode_ms + p.preprocess_ms + inference_ms + post_ms,
+            }
+            results.append(
+                PoseResult(
+                    category=category,
+                    category_scores=scores,
+                    rotation=[[float(v) for v in row] for row in rotation[i]],
+                    axis_angle=[float(v) for v in axis_angle[i]],
+                    quaternion=[float(v) for v in quats[i]],
+                    viewpoint={"azimuth": float(az[i]), "elevation": float(el[i]), "theta": float(th[i])},
+                    timings=timings,
+                    backend=self.backend,
+                    category_given=p.category is not None,
+                    embedding=[float(v) for v in embedding[i]],
+                )
+            )
+        return results
+
+    def predict(
+        self,
+        images: Sequence[np.ndarray],
+        boxes: Sequence[Box | None] | None = None,
+        categories: Sequence[str | None] | None = None,
+    ) -> list[PoseResult]:
+        """RGB uint8 images (+ optional boxes and known categories) → results, one batched ORT call.
+
+        Raises ImageError (bad image or box) or UnknownCategoryError for the first bad item.
+        """
+        n = len(images)
+        boxes = [None] * n if boxes is None else list(boxes)
+        categories = [None] * n if categories is None else list(categories)
+        if len(boxes) != n or len(categories) != n:
+            raise ValueError(f"{n} images but {len(boxes)} boxes and {len(categories)} categories")
+        return self.run([self.prepare(img, box, cat) for img, box, cat in zip(images, boxes, categories)])
+
+    def prepare_bytes(self, data: bytes, box: Box | None = None, category: str | None = None) -> PreparedInput:
+        """Decode JPEG/PNG bytes (vantage.imaging.decode_image) and prepare them."""
+        self.category_hint(category)  # refuse an unknown category before decoding
+        t0 = time.perf_counter()
+        image = decode_image(data, self.max_pixels)
+        decode_ms = (time.perf_counter() - t0) * 1e3
+        prepared = self.prepare(image, box, category)
+        prepared.decode_ms = decode_ms
+        return prepared
+
+    def predict_bytes(self, data: bytes, box: Box | None = None, category: str | None = None) -> PoseResult:
+        """One encoded image → result (decode time included in the timings)."""
+        return self.run([self.prepare_bytes(data, box, category)])[0]
+
+    def warmup(self) -> None:
+        """One dummy inference (a mean-colour image, unknown category) so the first request is not slow."""
+        s = self.input_size
+        dummy = PreparedInput(np.zeros((3, s, s), np.float32), np.zeros(len(self.categories), np.float32), None)
+        self.run([dummy])

@@ -1,0 +1,51 @@
+"""What server and client agree on besides the generated stubs: names, limits, request building.
+
+Needs only grpcio and protobuf (no ONNX Runtime), so clients import it cheaply.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from vantage.v1 import vantage_pb2
+
+SERVICE_NAME: str = vantage_pb2.DESCRIPTOR.services_by_name["PoseEstimator"].full_name  # "vantage.v1.PoseEstimator"
+DEFAULT_PORT = 50051
+# gRPC's default of 4 MiB is too small for full-resolution phone photos.
+DEFAULT_MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+
+
+def channel_options(max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> list[tuple[str, int]]:
+    """Message-size options shared by the server and the client channel."""
+    return [
+        ("grpc.max_receive_message_length", int(max_message_bytes)),
+        ("grpc.max_send_message_length", int(max_message_bytes)),
+    ]
+
+
+def make_request(
+    image: bytes,
+    box: Sequence[float] | None = None,
+    category: str | None = None,
+    request_id: str = "",
+    frame_id: int = 0,
+) -> vantage_pb2.EstimateRequest:
+    """EstimateRequest from encoded image bytes, an optional (x_min, y_min, x_max, y_max) box in pixels
+    and an optional known category name."""
+    request = vantage_pb2.EstimateRequest(
+        image=image, category=category or "", request_id=request_id, frame_id=int(frame_id)
+    )
+    if box is not None:
+        if len(box) != 4:
+            raise ValueError(f"box must have 4 numbers (x_min, y_min, x_max, y_max), got {len(box)}")
+        x0, y0, x1, y1 = (float(v) for v in box)
+        request.box.CopyFrom(vantage_pb2.Box(x_min=x0, y_min=y0, x_max=x1, y_max=y1))
+    return request
+
+
+def request_box(request: vantage_pb2.EstimateRequest) -> tuple[float, float, float, float] | None:
+    """The request's box as a tuple, None when the field is absent (= whole image)."""
+    if not request.HasField("box"):
+        return None
+    b = request.box
+    return (b.x_min, b.y_min, b.x_max, b.y_max)
