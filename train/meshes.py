@@ -42,8 +42,13 @@ class ModelSpec:
 
 
 def normalise_mesh(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
-    """Centre on the bounding-box centre and scale the farthest vertex to distance 1."""
+    """Centre on the bounding-box centre and scale the farthest vertex to distance 1.
+
+    Vertices no face uses are dropped first (many CAD files carry them), so the
+    box and the radius both describe the surface that is drawn.
+    """
     mesh = mesh.copy()
+    mesh.remove_unreferenced_vertices()
     lo, hi = mesh.bounds
     mesh.apply_translation(-(lo + hi) / 2.0)
     radius = float(np.linalg.norm(mesh.vertices, axis=1).max())

@@ -164,6 +164,7 @@ def save_checkpoint(path: Path, model: JointPoseNet, opt, sched, epoch: int, cfg
             "epoch": epoch,
             "config": json.dumps(cfg.to_dict()),
             "history": json.dumps(history),
+            "torch_rng": torch.get_rng_state(),
         },
         tmp,
     )
@@ -208,8 +209,13 @@ def write_curves(history: list[dict], out: Path) -> None:
     plt.close(fig)
 
 
-def train(cfg: TrainConfig, resume: bool = True) -> Path:
-    """Train, checkpointing every epoch; returns the checkpoint path. Resumes a run in `cfg.out`."""
+def train(cfg: TrainConfig, resume: bool = True, stop_after: int | None = None) -> Path:
+    """Train, checkpointing every epoch; returns the checkpoint path.
+
+    A run in `cfg.out` is resumed where it stopped and continues exactly as an
+    uninterrupted run would (optimiser, schedule, RNG streams restored).
+    `stop_after` ends this call after that many epochs (time-boxed sessions).
+    """
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
@@ -235,7 +241,14 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
     ckpt_path = out / CHECKPOINT
     if resume and ckpt_path.is_file():
         ckpt = torch.load(ckpt_path, map_location=dev, weights_only=True)
+        saved_epochs = json.loads(ckpt["config"])["epochs"]
+        if saved_epochs != cfg.epochs:
+            raise ValueError(
+                f"{ckpt_path} belongs to a {saved_epochs}-epoch schedule, not {cfg.epochs}: "
+                "use the same epochs to resume, or restart the run"
+            )
         model.load_state_dict(ckpt["model"])
+        torch.set_rng_state(ckpt["torch_rng"])
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
         start, history = int(ckpt["epoch"]) + 1, json.loads(ckpt["history"])
@@ -244,7 +257,8 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
     rng = np.random.default_rng(cfg.seed)
     for _ in range(start):  # keep the sampling stream identical after a resume
         balanced_order(labels, rng), rng.integers(0, feats.shape[0], len(samples))
-    for epoch in range(start, cfg.epochs):
+    end = cfg.epochs if stop_after is None else min(cfg.epochs, start + stop_after)
+    for epoch in range(start, end):
         model.train()
         model.features.eval()
         order = balanced_order(labels, rng)

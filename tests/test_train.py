@@ -1,0 +1,87 @@
+"""Training on real renders: the loss falls, checkpoints resume and load safely, YAML configs apply."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from vantage.train.config_file import load_train_config
+from vantage.train.data import AugmentConfig, jitter_box, photometric, read_samples
+from vantage.train.meshes import builtin_specs
+from vantage.train.render import RenderConfig, render_dataset
+from vantage.train.trainer import TrainConfig, balanced_order, load_model, train
+
+CATS = ["car", "chair", "aeroplane"]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("renders")
+    render_dataset(builtin_specs(2, categories=CATS), out, RenderConfig(views_per_model=12, seed=3), workers=1, progress=False)
+    return out
+
+
+def _cfg(dataset: Path, out: Path, epochs: int) -> TrainConfig:
+    cfg = TrainConfig(data=[str(dataset)], out=str(out), epochs=epochs, batch_size=16, augmented_copies=1, progress=False)
+    cfg.model.categories = list(CATS)
+    return cfg
+
+
+def test_training_reduces_pose_loss_and_resumes(dataset, tmp_path):
+    ckpt = train(_cfg(dataset, tmp_path, epochs=4))
+    log = json.loads((tmp_path / "log.json").read_text())
+    assert [h["epoch"] for h in log] == [1, 2, 3, 4]
+    assert log[-1]["pose_loss"] < log[0]["pose_loss"]
+    assert (tmp_path / "curves.png").stat().st_size > 1000 and (tmp_path / "log.csv").is_file()
+
+    # the checkpoint is plain tensors + strings: it loads with weights_only=True
+    raw = torch.load(ckpt, weights_only=True)
+    assert raw["epoch"] == 3
+    model, info = load_model(ckpt)
+    assert info["config"].model.categories == CATS and not model.training
+
+    # an interrupted run resumes and ends exactly where the uninterrupted one did
+    other = tmp_path / "interrupted"
+    train(_cfg(dataset, other, epochs=4), stop_after=2)
+    assert torch.load(other / "checkpoint.pt", weights_only=True)["epoch"] == 1
+    train(_cfg(dataset, other, epochs=4))
+    log2 = json.loads((other / "log.json").read_text())
+    assert [h["epoch"] for h in log2] == [1, 2, 3, 4]
+    for a, b in zip(log, log2):
+        assert a["pose_loss"] == pytest.approx(b["pose_loss"], rel=1e-4)
+    with pytest.raises(ValueError, match="4-epoch schedule"):
+        train(_cfg(dataset, other, epochs=6))
+
+
+def test_balanced_order_equalises_categories():
+    labels = np.array([0] * 90 + [1] * 10)
+    order = balanced_order(labels, np.random.default_rng(0))
+    counts = np.bincount(labels[order])
+    assert counts[0] == counts[1]
+
+
+def test_augmentation_changes_pixels_but_keeps_box_near(dataset):
+    s = read_samples(dataset, CATS)[0]
+    rng = np.random.default_rng(0)
+    box = jitter_box(s.box, 0.08, rng)
+    w = s.box[2] - s.box[0]
+    assert all(abs(a - b) < 0.2 * w for a, b in zip(box, s.box))
+    crop = np.full((32, 32, 3), 128, np.uint8)
+    out = photometric(crop, AugmentConfig(noise_prob=1.0, jpeg_prob=1.0), rng)
+    assert out.shape == crop.shape and out.dtype == np.uint8 and not np.array_equal(out, crop)
+
+
+def test_yaml_config_with_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"epochs": 7, "model": {"fusion": "top1", "head_hidden": [64, 32]}}))
+    cfg = load_train_config(path, data=["d"], out="o", epochs=None, fusion=None)
+    assert cfg.epochs == 7 and cfg.model.fusion == "top1" and cfg.model.head_hidden == (64, 32)
+    assert load_train_config(path, data=["d"], out="o", epochs=2, fusion="weighted").model.fusion == "weighted"
+    path.write_text("epochz: 3\n")
+    with pytest.raises(ValueError, match="unknown TrainConfig fields"):
+        load_train_config(path, data=["d"], out="o")
+    for shipped in Path(__file__).resolve().parents[1].glob("configs/*.yaml"):
+        assert load_train_config(shipped, data=["d"], out="o").epochs > 0
