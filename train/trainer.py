@@ -73,13 +73,39 @@ def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-@torch.no_grad()
+class FrozenFeatures:
+    """Runs the frozen feature network: ONNX Runtime on CPU (3–5× faster than eager
+    PyTorch there, MEASURED.md), PyTorch on a GPU. Outputs agree within ~1e-5."""
+
+    def __init__(self, model: JointPoseNet, workdir: Path) -> None:
+        self.model = model.features.eval()
+        self.device = next(model.parameters()).device
+        self.session = None
+        if self.device.type == "cpu":
+            import onnxruntime as ort
+
+            path = workdir / "frozen_features.onnx"
+            size = model.config.input_size
+            torch.onnx.export(
+                self.model, (torch.zeros(1, 3, size, size),), str(path), input_names=["image"],
+                output_names=["features"], dynamic_axes={"image": {0: "n"}, "features": {0: "n"}},
+                opset_version=17, dynamo=False,
+            )
+            opts = ort.SessionOptions()
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+    @torch.no_grad()
+    def __call__(self, x: np.ndarray) -> torch.Tensor:
+        if self.session is not None:
+            return torch.from_numpy(self.session.run(None, {"image": x})[0])
+        return self.model(torch.from_numpy(x).to(self.device)).cpu()
+
+
 def extract_features(
-    model: JointPoseNet, samples: list[Sample], cfg: TrainConfig, copy: int, progress: bool
+    frozen: FrozenFeatures, samples: list[Sample], cfg: TrainConfig, copy: int, progress: bool
 ) -> torch.Tensor:
     """Frozen tap activations of every sample's crop (augmented copy `copy`; copy 0 is clean)."""
-    model.features.eval()
-    dev = next(model.parameters()).device
     rng = np.random.default_rng([cfg.seed, copy])
     out = []
     size = cfg.model.input_size
@@ -91,8 +117,7 @@ def extract_features(
                 for s in samples[sl]
             ]
         )
-        x = torch.from_numpy(normalise(crops, IMAGENET_MEAN, IMAGENET_STD)).to(dev)
-        out.append(model.features(x).half().cpu())
+        out.append(frozen(normalise(crops, IMAGENET_MEAN, IMAGENET_STD)).half())
         bar.update(len(crops))
     bar.close()
     return torch.cat(out)
@@ -112,8 +137,9 @@ def cached_features(model: JointPoseNet, samples: list[Sample], cfg: TrainConfig
     path = Path(cfg.out) / f"features-{_cache_key(cfg, samples)}.pt"
     if path.is_file():
         return torch.load(path, map_location="cpu", weights_only=True)
+    frozen = FrozenFeatures(model, Path(cfg.out))
     feats = torch.stack(
-        [extract_features(model, samples, cfg, c, cfg.progress) for c in range(1 + cfg.augmented_copies)]
+        [extract_features(frozen, samples, cfg, c, cfg.progress) for c in range(1 + cfg.augmented_copies)]
     )
     torch.save(feats, path)
     return feats
