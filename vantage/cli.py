@@ -89,7 +89,8 @@ def _quickstart(args: argparse.Namespace) -> int:
     from vantage.quickstart import QuickstartConfig, run_quickstart
 
     cfg = QuickstartConfig(
-        out=args.out, instances=args.instances, views=args.views, epochs=args.epochs, workers=args.workers
+        out=args.out, instances=args.instances, views=args.views, epochs=args.epochs, workers=args.workers,
+        test_instances=args.test_instances, test_views=args.test_views,
     )
     run_quickstart(cfg)
     return 0
@@ -147,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--out", default="runs/quickstart")
     k.add_argument("--instances", type=int, default=10, help="training models per category")
     k.add_argument("--views", type=int, default=40, help="training views per model")
+    k.add_argument("--test-instances", type=int, default=3, help="unseen test models per category")
+    k.add_argument("--test-views", type=int, default=8, help="views per unseen test model")
     k.add_argument("--epochs", type=int, default=25)
     k.add_argument("--workers", type=int, default=2)
     k.set_defaults(func=_quickstart)

@@ -1,0 +1,74 @@
+"""The `vantage` command line end to end, as a user runs it (subprocesses)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from serve_fixtures import make_test_image
+
+
+def vantage(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "vantage", *args], capture_output=True, text=True, cwd=cwd, timeout=timeout)
+
+
+def test_predict_json_in_process(tiny_bundle, tmp_path):
+    good = tmp_path / "a.png"
+    good.write_bytes(make_test_image(120, 90, seed=3))
+    bad = tmp_path / "b.jpg"
+    bad.write_bytes(b"not an image")
+    res = vantage("predict", str(good), str(bad), "--model", str(tiny_bundle), "--json")
+    lines = [json.loads(line) for line in res.stdout.splitlines()]
+    assert res.returncode == 1, "a failed image makes the exit status non-zero"
+    first = lines[0]
+    assert {"file", "category", "category_scores", "rotation", "viewpoint", "quaternion"} <= set(first)
+    r = np.array(first["rotation"])
+    assert r.shape == (3, 3) and np.allclose(r @ r.T, np.eye(3), atol=1e-5)
+    assert set(first["viewpoint"]) == {"azimuth", "elevation", "theta"}
+    assert lines[1]["file"].endswith("b.jpg") and "could not be decoded" in lines[1]["error"]
+
+
+def test_predict_needs_exactly_one_target(tmp_path):
+    res = vantage("predict", "x.png")
+    assert res.returncode == 2 and "exactly one of --server" in res.stderr
+
+
+@pytest.mark.slow
+def test_quickstart_small_form(tmp_path):
+    """The main job in a small form: render → train → export → serve → predict through gRPC."""
+    out = tmp_path / "qs"
+    res = vantage(
+        "quickstart", "--out", str(out), "--instances", "1", "--views", "6", "--epochs", "2",
+        "--test-instances", "1", "--test-views", "2", "--workers", "2",
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    summary = json.loads((out / "quickstart.json").read_text())
+    assert summary["test_images"] == 24
+    assert 0 <= summary["overall"]["med_err"] <= 180 and 0 <= summary["overall"]["cat_acc"] <= 1
+    assert summary["latency_ms"]["p50"] > 0
+    assert "MedErr" in res.stdout and "all images" in res.stdout
+    sheet = cv2.imread(str(out / "contact_sheet.png"))
+    assert sheet is not None and sheet.shape[0] > 100
+    assert (out / "bundle" / "model.onnx").is_file() and (out / "bundle" / "vantage.json").is_file()
+    # the exported bundle serves the CLI's in-process path too
+    img = sorted((out / "data" / "test" / "images").iterdir())[0]
+    res = vantage("predict", str(img), "--model", str(out / "bundle"), "--json")
+    assert res.returncode == 0 and json.loads(res.stdout.splitlines()[0])["category"]
+
+
+@pytest.mark.slow
+def test_render_train_export_commands(tmp_path):
+    data, run, bundle = tmp_path / "data", tmp_path / "run", tmp_path / "bundle"
+    res = vantage("render", "--out", str(data), "--builtin", "1", "--views", "3", "--workers", "1")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert len((data / "manifest.jsonl").read_text().splitlines()) == 36
+    res = vantage("train", "--data", str(data), "--out", str(run), "--epochs", "1")
+    assert res.returncode == 0, res.stderr[-2000:]
+    res = vantage("export", "--checkpoint", str(run / "checkpoint.pt"), "--out", str(bundle))
+    assert res.returncode == 0, res.stderr[-2000:]
+    meta = json.loads((bundle / "vantage.json").read_text())
+    assert meta["training"]["epochs"] == 1 and meta["training"]["export_parity_max_abs_diff"]["rotation"] < 1e-4
