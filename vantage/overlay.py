@@ -16,9 +16,15 @@ AXIS_COLOURS = ((230, 40, 40), (40, 200, 40), (50, 90, 255))
 
 
 def draw_axes(
-    image: np.ndarray, rotation: np.ndarray, thickness: int = 2, length: float = 0.35, dashed: bool = False
+    image: np.ndarray,
+    rotation: np.ndarray,
+    thickness: int = 2,
+    length: float = 0.35,
+    dashed: bool = False,
+    origin: tuple[float, float] | None = None,
+    scale_px: float | None = None,
 ) -> np.ndarray:
-    """Draw the object's axes as seen by the camera, from the image centre.
+    """Draw the object's axes as seen by the camera, from `origin` (default: the image centre).
 
     Column i of R is object axis i in OpenCV camera coordinates (x right, y down),
     so its first two components are its direction on screen (orthographic view);
@@ -26,9 +32,9 @@ def draw_axes(
     """
     out = image.copy()
     h, w = out.shape[:2]
-    c = np.array([w / 2.0, h / 2.0])
+    c = np.array(origin if origin is not None else (w / 2.0, h / 2.0), np.float64)
     r = np.asarray(rotation, np.float64).reshape(3, 3)
-    scale = length * min(h, w)
+    scale = scale_px if scale_px is not None else length * min(h, w)
     for i in np.argsort(-r[2, :]):
         end = c + scale * r[:2, i]
         p0, p1 = tuple(int(round(v)) for v in c), tuple(int(round(v)) for v in end)

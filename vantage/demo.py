@@ -1,0 +1,159 @@
+"""`vantage demo`: live pose overlay on camera, video or synthetic frames.
+
+Frames go to a server through `EstimateStream` (the camera case: one stream, frames
+in order) or to an in-process bundle, and come back drawn: the object's axes from
+the box centre, category and score, frames per second and latency, and which box
+mode found the object. `--headless --out demo.mp4` writes the annotated video
+instead of opening a window (the pip wheel `opencv-python-headless` has no GUI).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import cv2
+import numpy as np
+
+from vantage.frame_sources import Frame, choose_box, synthetic_frames, video_frames
+from vantage.geometry import geodesic_distance
+from vantage.overlay import draw_axes
+
+
+@dataclass
+class DemoConfig:
+    """What to read, where to estimate, how to find the box and where to show it."""
+
+    source: str = "synthetic"
+    server: str | None = None
+    model: str | None = None
+    box_mode: str = "source"
+    box: tuple[float, float, float, float] | None = None
+    category: str | None = None
+    headless: bool = False
+    out: str | None = None
+    max_frames: int | None = None
+    synthetic_category: str = "car"
+    fps: float = 15.0
+
+
+@dataclass
+class Estimate:
+    frame: Frame
+    box: tuple[float, float, float, float]
+    category: str
+    score: float
+    rotation: np.ndarray
+    latency_ms: float
+
+
+def _frames(cfg: DemoConfig) -> Iterator[Frame]:
+    if cfg.source == "synthetic":
+        return synthetic_frames(cfg.synthetic_category, frames=cfg.max_frames or 48)
+    return video_frames(cfg.source, cfg.max_frames)
+
+
+def _encode(image: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".jpg", image[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])
+    if not ok:
+        raise ValueError("could not encode a frame as JPEG")
+    return buf.tobytes()
+
+
+def estimate_remote(cfg: DemoConfig, frames: Iterable[Frame]) -> Iterator[Estimate]:
+    """Stream frames to a server; yields estimates in frame order, skipping frames it refused."""
+    from vantage.serve.client import PoseClient
+    from vantage.serve.protocol import make_request
+    from vantage.serve.results import response_to_result
+
+    pending: dict[int, tuple[Frame, tuple, float]] = {}
+
+    def requests():
+        for frame in frames:
+            box = choose_box(frame, cfg.box_mode, cfg.box)
+            pending[frame.index] = (frame, box, time.perf_counter())
+            yield make_request(_encode(frame.image), box, cfg.category, "", frame.index)
+
+    with PoseClient(cfg.server, timeout=None) as client:
+        client.wait_ready(timeout=60)
+        for response in client.stream(requests()):
+            frame, box, sent = pending.pop(response.frame_id)
+            if response.error:
+                continue
+            r = response_to_result(response)
+            yield Estimate(frame, box, r.category, r.category_scores[r.category], np.array(r.rotation),
+                           (time.perf_counter() - sent) * 1000.0)
+
+
+def estimate_local(cfg: DemoConfig, frames: Iterable[Frame]) -> Iterator[Estimate]:
+    """Run the bundle in-process with the server's code path."""
+    from vantage.serve.engine import Predictor
+
+    predictor = Predictor(cfg.model)
+    for frame in frames:
+        box = choose_box(frame, cfg.box_mode, cfg.box)
+        t = time.perf_counter()
+        r = predictor.predict([frame.image], [box], [cfg.category])[0]
+        yield Estimate(frame, box, r.category, r.category_scores[r.category], np.array(r.rotation),
+                       (time.perf_counter() - t) * 1000.0)
+
+
+def annotate(est: Estimate, fps: float, box_mode: str) -> np.ndarray:
+    """The frame with the box, the estimated (solid) and, when known, true (dashed) axes and a caption."""
+    img = est.frame.image.copy()
+    x0, y0, x1, y1 = est.box
+    cv2.rectangle(img, (int(x0), int(y0)), (int(x1), int(y1)), (255, 220, 0), 1)
+    origin = ((x0 + x1) / 2, (y0 + y1) / 2)
+    scale = 0.45 * max(x1 - x0, y1 - y0)
+    if est.frame.rotation is not None:
+        img = draw_axes(img, est.frame.rotation, 1, dashed=True, origin=origin, scale_px=scale)
+    img = draw_axes(img, est.rotation, 2, origin=origin, scale_px=scale)
+    text = f"{est.category} {est.score:.2f} | {fps:.1f} fps | {est.latency_ms:.1f} ms | box: {box_mode}"
+    cv2.rectangle(img, (0, 0), (img.shape[1], 16), (0, 0, 0), -1)
+    cv2.putText(img, text, (3, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (255, 255, 255), 1, cv2.LINE_AA)
+    return img
+
+
+def run_demo(cfg: DemoConfig) -> dict:
+    """Run until the source ends (or `q` in the window); returns and writes a summary."""
+    if bool(cfg.server) == bool(cfg.model):
+        raise ValueError("give exactly one of --server HOST:PORT or --model BUNDLE")
+    if not cfg.headless and not hasattr(cv2, "imshow"):
+        raise RuntimeError("this OpenCV build has no GUI: use --headless --out demo.mp4")
+    frames = _frames(cfg)
+    stream = estimate_remote(cfg, frames) if cfg.server else estimate_local(cfg, frames)
+    writer, errors, latencies, t0, n = None, [], [], time.perf_counter(), 0
+    for est in stream:
+        n += 1
+        fps = n / max(time.perf_counter() - t0, 1e-6)
+        latencies.append(est.latency_ms)
+        if est.frame.rotation is not None:
+            errors.append(float(geodesic_distance(est.rotation, est.frame.rotation)))
+        img = annotate(est, fps, cfg.box_mode)
+        if cfg.out:
+            if writer is None:
+                Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
+                writer = cv2.VideoWriter(cfg.out, cv2.VideoWriter_fourcc(*"mp4v"), cfg.fps, img.shape[1::-1])
+            writer.write(img[:, :, ::-1])
+        if not cfg.headless:
+            cv2.imshow("vantage", img[:, :, ::-1])
+            if cv2.waitKey(1) & 0xFF == ord("q"):
+                break
+    if writer is not None:
+        writer.release()
+    elapsed = time.perf_counter() - t0
+    summary = {
+        "frames": n,
+        "fps": n / elapsed if elapsed > 0 else 0.0,
+        "latency_ms_p50": float(np.median(latencies)) if latencies else None,
+        "median_pose_error_deg": float(np.median(errors)) if errors else None,
+        "pose_errors_deg": errors,
+        "box_mode": cfg.box_mode,
+        "video": cfg.out,
+    }
+    if cfg.out:
+        Path(cfg.out).with_suffix(".json").write_text(json.dumps(summary, indent=2))
+    return summary
