@@ -85,3 +85,25 @@ def test_yaml_config_with_overrides(tmp_path):
         load_train_config(path, data=["d"], out="o")
     for shipped in Path(__file__).resolve().parents[1].glob("configs/*.yaml"):
         assert load_train_config(shipped, data=["d"], out="o").epochs > 0
+
+
+def test_protocols_flips_and_key_poses_in_checkpoint(dataset, tmp_path):
+    from vantage.train.trainer import phase_of
+
+    cfg = _cfg(dataset, tmp_path, epochs=3)
+    cfg.protocol, cfg.flip, cfg.pose_first_fraction, cfg.category_fraction = "pose_first", True, 0.34, 0.34
+    cfg.model.head, cfg.model.per_bin_delta, cfg.model.num_bins = "bd_g", True, 4
+    ckpt = train(cfg)
+    log = json.loads((tmp_path / "log.json").read_text())
+    assert [h["phase"] for h in log] == ["pose (oracle category)", "category (trunk fixed)", "joint (fused)"]
+    cached = torch.load(next(tmp_path.glob("features-*.pt")), weights_only=True)
+    assert cached["flipped"][0].sum() == 0 and 0 < cached["flipped"][1].float().mean() < 1
+
+    # the K-means dictionary is a checkpoint buffer, learnt on the (mirrored) training poses
+    key = torch.load(ckpt, weights_only=True)["model"]["key_poses"]
+    model, _ = load_model(ckpt)
+    assert key.shape == (4, 3) and torch.equal(model.key_poses, key) and float(key.abs().sum()) > 0
+    assert float(key.norm(dim=1).max()) <= np.pi
+
+    balanced = TrainConfig(data=["d"], out="o", epochs=10, protocol="balanced")
+    assert [phase_of(e, balanced).trunk for e in (0, 3, 4)] == [False, False, True]

@@ -52,3 +52,29 @@ class FeatureNetwork(nn.Module):
             rate = self.drop_connect_rate * idx / self.total_blocks if self.drop_connect_rate else None
             x = block(x, drop_connect_rate=rate)
         return x
+
+
+BACKBONES = ("efficientnet_lite0", "resnet50")
+
+
+def build_backbone(
+    name: str, tap: int, pretrained: bool = True, weights: str | None = None
+) -> tuple[nn.Module, list[nn.Module], int]:
+    """(frozen feature network, fine-tuned trunk blocks, trunk output channels) of a backbone.
+
+    EfficientNet-Lite0: `tap` is the last frozen block (ImageNet weights when
+    `pretrained`). ResNet-50 (`vantage.train.resnet`): `tap` is the stage after
+    which the network is split (4 in the joint-pose paper; stage 5 is the trunk),
+    weights from the local file `weights` or random.
+    """
+    if name == "efficientnet_lite0":
+        features = FeatureNetwork(tap, pretrained=pretrained)
+        net = load_efficientnet_lite0(pretrained)
+        trunk = list(net._blocks[tap + 1 :])
+        return features, trunk, net._blocks[-1]._block_args.output_filters if trunk else features.out_channels
+    if name == "resnet50":
+        from vantage.train.resnet import STAGE_CHANNELS, ResNetFeatures, load_resnet50
+
+        net = load_resnet50(weights if pretrained else None)
+        return ResNetFeatures(net, tap), net.stages()[tap:], STAGE_CHANNELS[5]
+    raise ValueError(f"backbone must be one of {BACKBONES}, got {name!r}")

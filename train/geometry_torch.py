@@ -61,3 +61,49 @@ def bound_axis_angle(raw: torch.Tensor) -> torch.Tensor:
     n = torch.sqrt(torch.where(small, torch.ones_like(n2), n2))
     ratio = torch.where(small, 1.0 - n2 / 3.0, torch.tanh(n) / n)
     return math.pi * ratio * raw
+
+
+def _axis_angle_to_quaternion(v: torch.Tensor) -> torch.Tensor:
+    """(w, x, y, z) of exp(v): w = cos(t/2), xyz = sin(t/2)/t · v (Taylor series near 0)."""
+    t2 = (v * v).sum(-1, keepdim=True)
+    small = t2 < 1e-6
+    t = torch.sqrt(torch.where(small, torch.ones_like(t2), t2))
+    s = torch.where(small, 0.5 - t2 / 48.0, torch.sin(t / 2.0) / t)
+    return torch.cat([torch.cos(torch.where(small, torch.zeros_like(t), t) / 2.0), s * v], -1)
+
+
+def _quaternion_product(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Hamilton product p ⊗ q of (w, x, y, z) quaternions: the rotation R_p · R_q."""
+    pw, pv = p[..., :1], p[..., 1:]
+    qw, qv = q[..., :1], q[..., 1:]
+    return torch.cat([pw * qw - (pv * qv).sum(-1, keepdim=True), pw * qv + qw * pv + torch.linalg.cross(pv, qv)], -1)
+
+
+def _quaternion_to_axis_angle(q: torch.Tensor) -> torch.Tensor:
+    """log map through the quaternion: θ = 2·atan2(‖v‖, |w|) ∈ [0, π], axis v/‖v‖ (sign fixed by w ≥ 0).
+
+    atan2 stays accurate near both 0 and π, where the trace formula of the rotation
+    matrix loses the axis; every branch is a `torch.where`, so the graph exports.
+    """
+    sign = torch.where(q[..., :1] < 0, -torch.ones_like(q[..., :1]), torch.ones_like(q[..., :1]))
+    w, v = q[..., :1] * sign, q[..., 1:] * sign
+    n2 = (v * v).sum(-1, keepdim=True)
+    small = n2 < 1e-12
+    n = torch.sqrt(torch.where(small, torch.ones_like(n2), n2))
+    angle = 2.0 * torch.atan2(torch.where(small, torch.zeros_like(n), n), w)
+    scale = torch.where(small, 2.0 / w.clamp_min(1e-6), angle / n)
+    return scale * v
+
+
+def canonical_axis_angle(v: torch.Tensor) -> torch.Tensor:
+    """The axis-angle vector with ‖y‖ ≤ π of the rotation exp(v), for any v ∈ R³.
+
+    Additive Bin & Delta outputs z_l + δ (Bin & Delta paper, Eq. 4) can leave the
+    ball of radius π; this maps them back to the one-to-one domain of POSE.md.
+    """
+    return _quaternion_to_axis_angle(_axis_angle_to_quaternion(v))
+
+
+def compose_axis_angle(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """log(exp(a)·exp(b)) with ‖·‖ ≤ π: the Log-Euclidean combination g(z, δ) (Bin & Delta paper, §3.1, Eq. 7)."""
+    return _quaternion_to_axis_angle(_quaternion_product(_axis_angle_to_quaternion(a), _axis_angle_to_quaternion(b)))

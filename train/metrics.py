@@ -1,8 +1,10 @@
 """Pose and category metrics of POSE.md and the papers (numpy only).
 
-MedErr and Acc@π/6 (Bin & Delta paper, Sec. 5), P(<22.5°), P(<45°) and cat-acc
-(joint-pose paper, Sec. 4), reported per category, as the mean over categories
-(as the papers do) and over all images.
+MedErr and Acc@π/6 (Bin & Delta paper, Sec. 4), P(<22.5°), P(<45°), cat-acc and
+AAAI = mean of 1 − Δ/π (joint-pose paper, Sec. 4.4, the accuracy measure of its
+ref. [8] applied to the 3D pose error Δ ∈ [0, π]), and the median camera-position
+error of the image-graphics paper (Sec. 4), reported per category, as the mean over
+categories (as the papers do) and over all images.
 """
 
 from __future__ import annotations
@@ -11,21 +13,27 @@ from typing import Sequence
 
 import numpy as np
 
-from vantage.geometry import geodesic_distance
+from vantage.geometry import geodesic_distance, rotation_to_camera_position, vector_angle
 
 
-def summarise(errors_deg: np.ndarray, correct: np.ndarray | None = None) -> dict[str, float]:
-    """Summary of one group of images: count, MedErr, Acc@π/6, P<22.5°, P<45°, cat-acc."""
+def summarise(
+    errors_deg: np.ndarray, correct: np.ndarray | None = None, camera_errors_deg: np.ndarray | None = None
+) -> dict[str, float]:
+    """Summary of one group of images: count, MedErr, Acc@π/6, P<22.5°, P<45°, AAAI, cat-acc, camera error."""
     e = np.asarray(errors_deg, dtype=np.float64)
+    nan = float("nan")
     out = {
         "count": int(e.size),
-        "med_err": float(np.median(e)) if e.size else float("nan"),
-        "acc_pi6": float(np.mean(e < 30.0)) if e.size else float("nan"),
-        "p_22_5": float(np.mean(e < 22.5)) if e.size else float("nan"),
-        "p_45": float(np.mean(e < 45.0)) if e.size else float("nan"),
+        "med_err": float(np.median(e)) if e.size else nan,
+        "acc_pi6": float(np.mean(e < 30.0)) if e.size else nan,
+        "p_22_5": float(np.mean(e < 22.5)) if e.size else nan,
+        "p_45": float(np.mean(e < 45.0)) if e.size else nan,
+        "aaai": float(np.mean(1.0 - e / 180.0)) if e.size else nan,
     }
     if correct is not None:
-        out["cat_acc"] = float(np.mean(correct)) if e.size else float("nan")
+        out["cat_acc"] = float(np.mean(correct)) if e.size else nan
+    if camera_errors_deg is not None:
+        out["cam_err"] = float(np.median(camera_errors_deg)) if e.size else nan
     return out
 
 
@@ -38,17 +46,18 @@ def pose_report(
 ) -> dict:
     """Per-category, mean-over-categories and overall metrics; also returns the per-image errors."""
     errors = geodesic_distance(pred_rot, true_rot)
+    cam = vector_angle(rotation_to_camera_position(pred_rot), rotation_to_camera_position(true_rot))
     pred_cat, true_cat = np.asarray(pred_cat), np.asarray(true_cat)
     correct = pred_cat == true_cat
     per_cat = {}
     for c in categories:
         sel = true_cat == c
         if sel.any():
-            per_cat[c] = summarise(errors[sel], correct[sel])
-    keys = ("med_err", "acc_pi6", "p_22_5", "p_45", "cat_acc")
+            per_cat[c] = summarise(errors[sel], correct[sel], cam[sel])
+    keys = ("med_err", "acc_pi6", "p_22_5", "p_45", "aaai", "cat_acc", "cam_err")
     mean = {k: float(np.mean([v[k] for v in per_cat.values()])) for k in keys} if per_cat else {}
     return {
-        "overall": summarise(errors, correct),
+        "overall": summarise(errors, correct, cam),
         "mean_over_categories": mean,
         "per_category": per_cat,
         "errors_deg": errors.tolist(),

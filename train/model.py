@@ -3,8 +3,11 @@
 feature network (frozen EfficientNet-Lite0 up to the tap block, cached on CPU)
   → shared trunk (the remaining ImageNet blocks, fine-tuned: the paper's "stage 5")
   → category network (global pool + linear → K logits)
-  → K category-dependent pose networks (3 FC layers with BN + ReLU, axis-angle out)
-  → fusion: weighted y = Σ pᵢ yᵢ (Eq. 1) or top-1 y = y_ĉ (Eq. 2).
+  → K category-dependent pose networks (3 FC layers with BN + ReLU), or one shared
+    network of equal size: regression, classification or Bin & Delta heads
+    (`vantage.train.heads`, Bin & Delta paper Eq. 1–14)
+  → fusion: weighted y = Σ pᵢ yᵢ (Eq. 1) or top-1 y = y_ĉ (Eq. 2), for bin heads on
+    the bin probabilities and deltas; then key pose + delta → axis-angle → rotation.
 The retrieval embedding is the image-graphics paper's transfer feature: the
 frozen tap activations average-pooled to a 2×2 grid and L2-normalised.
 """
@@ -12,15 +15,14 @@ frozen tap activations average-pooled to a 2×2 grid and L2-normalised.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Sequence
-
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from vantage.categories import CATEGORIES
-from vantage.train.backbone import FeatureNetwork, load_efficientnet_lite0
-from vantage.train.geometry_torch import axis_angle_to_rotation, bound_axis_angle
+from vantage.train.backbone import build_backbone
+from vantage.train.heads import HEAD_TYPES, REGRESSION_HEADS, HeadOutput, PoseHead, decode, fuse, stack_heads, top1
 
 FUSIONS = ("weighted", "top1")
 
@@ -31,12 +33,18 @@ class ModelConfig:
 
     categories: list[str] = field(default_factory=lambda: list(CATEGORIES))
     input_size: int = 128
-    tap: int = 14
+    backbone: str = "efficientnet_lite0"  # or "resnet50" (vantage.train.resnet)
+    tap: int = 14  # EfficientNet: last frozen block; ResNet-50: stage after which it is split (4 in the paper)
+    backbone_weights: str | None = None  # ResNet-50: local torchvision-layout state dict (else random init)
     pose_channels: int = 64
     head_hidden: tuple[int, int] = (256, 128)
     fusion: str = "weighted"
     embedding_grid: int = 2
     pretrained: bool = True
+    head: str = "regression_g"  # one of vantage.train.heads.HEAD_TYPES
+    num_bins: int = 16  # K of the K-means key-pose dictionary (bin heads)
+    per_bin_delta: bool = False  # the "+" models: one delta per bin (Bin & Delta paper, §3.6)
+    category_dependent: bool = True  # one head per category, else one shared head of equal size
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -50,19 +58,13 @@ class ModelConfig:
         return cls(**d)
 
 
-def fuse(pose: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Weighted fusion y = Σ wᵢ yᵢ over category heads (joint-pose paper, Eq. 1); (N,K,3),(N,K) → (N,3)."""
-    return (pose * weights.unsqueeze(-1)).sum(1)
-
-
 def top1_weights(probs: torch.Tensor) -> torch.Tensor:
     """One-hot of the most probable category built from a comparison (Eq. 2 as a weighting).
 
     `probs >= max` avoids ArgMax, which TensorRT mishandles on some versions; ties
     (practically never with softmax outputs) are shared equally.
     """
-    hot = (probs >= probs.max(dim=1, keepdim=True).values).to(probs.dtype)
-    return hot / hot.sum(1, keepdim=True)
+    return top1(probs)
 
 
 def fusion_weights(probs: torch.Tensor, hint: torch.Tensor, fusion: str) -> torch.Tensor:
@@ -77,22 +79,6 @@ def fusion_weights(probs: torch.Tensor, hint: torch.Tensor, fusion: str) -> torc
     return torch.where(known, hint / torch.where(known, total, torch.ones_like(total)), base)
 
 
-class PoseHead(nn.Module):
-    """One 3-layer FC pose network d-h1-h2-3 with BN + ReLU (joint-pose paper, Fig. 3b)."""
-
-    def __init__(self, in_dim: int, hidden: Sequence[int]) -> None:
-        super().__init__()
-        h1, h2 = hidden
-        self.net = nn.Sequential(
-            nn.Linear(in_dim, h1), nn.BatchNorm1d(h1), nn.ReLU(),
-            nn.Linear(h1, h2), nn.BatchNorm1d(h2), nn.ReLU(),
-            nn.Linear(h2, 3),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return bound_axis_angle(self.net(x))
-
-
 class JointPoseNet(nn.Module):
     """Category network + category-dependent pose networks over a shared trunk.
 
@@ -104,11 +90,13 @@ class JointPoseNet(nn.Module):
         super().__init__()
         if config.fusion not in FUSIONS:
             raise ValueError(f"fusion must be one of {FUSIONS}, got {config.fusion!r}")
+        if config.head not in HEAD_TYPES:
+            raise ValueError(f"head must be one of {HEAD_TYPES}, got {config.head!r}")
         self.config = config
-        self.features = FeatureNetwork(config.tap, pretrained=config.pretrained)
-        net = load_efficientnet_lite0(config.pretrained)
-        self.trunk = nn.ModuleList(net._blocks[config.tap + 1 :])
-        trunk_channels = net._blocks[-1]._block_args.output_filters if len(self.trunk) else self.features.out_channels
+        self.features, trunk, trunk_channels = build_backbone(
+            config.backbone, config.tap, config.pretrained, config.backbone_weights
+        )
+        self.trunk = nn.ModuleList(trunk)
         k = len(config.categories)
         self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(trunk_channels, k))
         self.pose_reduce = nn.Sequential(
@@ -119,9 +107,21 @@ class JointPoseNet(nn.Module):
         self.tap_grid, grid = self._grids(config.input_size)
         if self.tap_grid % config.embedding_grid:
             raise ValueError(f"embedding_grid {config.embedding_grid} must divide the tap grid {self.tap_grid}")
+        heads = k if config.category_dependent else 1
         self.pose_heads = nn.ModuleList(
-            PoseHead(config.pose_channels * grid * grid, config.head_hidden) for _ in range(k)
+            PoseHead(config.pose_channels * grid * grid, config.head_hidden, config.head, config.num_bins,
+                     config.per_bin_delta, copies=1 if config.category_dependent else k)
+            for _ in range(heads)
         )
+        # K-means dictionary of bin heads (Bin & Delta paper, §2): saved in checkpoints, a constant in the graph
+        bins = None if config.head in REGRESSION_HEADS else torch.zeros(config.num_bins, 3)
+        self.register_buffer("key_poses", bins)
+
+    def set_key_poses(self, centres: np.ndarray) -> None:
+        """Install the K-means key poses learned on the training poses (bin heads only)."""
+        if self.key_poses is None:
+            raise ValueError(f"head {self.config.head!r} has no key-pose dictionary")
+        self.key_poses.copy_(torch.as_tensor(centres, dtype=self.key_poses.dtype))
 
     def _grids(self, size: int) -> tuple[int, int]:
         """Spatial sizes of the tap and trunk outputs for the fixed input size."""
@@ -149,13 +149,16 @@ class JointPoseNet(nn.Module):
     def embedding_dim(self) -> int:
         return self.features.out_channels * self.config.embedding_grid**2
 
-    def forward_features(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Tap activations → (category logits (N,K), per-category axis-angles (N,K,3))."""
+    def forward_features(self, feats: torch.Tensor) -> tuple[torch.Tensor, HeadOutput]:
+        """Tap activations → (category logits (N,K), raw pose-head outputs with a category axis)."""
         x = self.run_trunk(feats)
         logits = self.classifier(x.mean((2, 3)))
         p = self.pose_reduce(x).flatten(1)
-        pose = torch.stack([head(p) for head in self.pose_heads], 1)
-        return logits, pose
+        return logits, stack_heads([head(p) for head in self.pose_heads], len(self.config.categories))
+
+    def decode(self, fused: HeadOutput) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fused (or per-category) head outputs → (axis-angle, rotation)."""
+        return decode(fused, self.config.head, self.key_poses)
 
     def forward(self, image: torch.Tensor, category_hint: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Full inference with the post-processing of the bundle graph.
@@ -163,8 +166,11 @@ class JointPoseNet(nn.Module):
         Returns (category_probs, axis_angle, rotation, embedding); `category_hint`
         is (N,K): zeros = unknown category, one-hot = known.
         """
-        feats = self.features(image)
-        logits, pose = self.forward_features(feats)
+        return self.infer(self.features(image), category_hint)
+
+    def infer(self, feats: torch.Tensor, category_hint: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """`forward` from frozen tap activations (evaluation on cached features)."""
+        logits, out = self.forward_features(feats)
         probs = torch.softmax(logits, 1)
-        y = fuse(pose, fusion_weights(probs, category_hint, self.config.fusion))
-        return probs, y, axis_angle_to_rotation(y), self.embed(feats)
+        y, rotation = self.decode(fuse(out, fusion_weights(probs, category_hint, self.config.fusion)))
+        return probs, y, rotation, self.embed(feats)

@@ -3,9 +3,13 @@
 The frozen feature network runs once per (augmented) crop and its activations are
 cached, so each epoch only runs the fine-tuned trunk block, the category network
 and the pose heads. The loss is the joint-pose paper's L = L_pose + λ·L_category
-(Eq. 3, λ = 0.1). Its "pose-first" protocol is followed in a compact form: during
-the first `pose_first_fraction` of the epochs the pose loss uses the oracle
-category's head (the ground-truth hint), afterwards the fused output.
+(Eq. 3, λ = 0.1), with the pose loss of the configured head (`vantage.train.losses`).
+Training protocols (joint-pose paper, Table 1), by epoch fractions:
+- "compact": oracle-category pose loss + λ·CE for `pose_first_fraction`, then joint.
+- "pose_first": trunk + pose heads with the oracle category (step 3), then the
+  category network alone on the fixed trunk (step 4, `category_fraction`), then joint.
+- "balanced": trunk fixed, pose heads (oracle) and category network learnt
+  independently (steps 2–3), then everything jointly (step 4).
 """
 
 from __future__ import annotations
@@ -17,16 +21,20 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from vantage.imaging import IMAGENET_MEAN, IMAGENET_STD, normalise
 from vantage.train.data import AugmentConfig, Sample, batches, load_crop, read_samples
-from vantage.train.geometry_torch import axis_angle_to_rotation, geodesic_distance
-from vantage.train.model import JointPoseNet, ModelConfig, fuse, fusion_weights
+from vantage.train.keyposes import assign, kmeans, pose_targets
+from vantage.train.losses import Targets, joint_loss
+from vantage.train.model import JointPoseNet, ModelConfig
+
+PROTOCOLS = ("compact", "pose_first", "balanced")
+MIRROR = np.diag([-1.0, 1.0, 1.0])  # x ↦ −x, in the camera and in the object frame
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -45,10 +53,17 @@ class TrainConfig:
     weight_decay: float = 1e-4
     lambda_category: float = 0.1
     pose_first_fraction: float = 0.3
+    category_fraction: float = 0.1  # "pose_first"/"balanced": length of the category-network step
+    protocol: str = "compact"  # one of PROTOCOLS
+    alpha: float = 1.0  # Bin & Delta weight α of the delta / geodesic term (Eq. 5–14)
+    soft_gamma: float = 0.0  # γ of Eq. 9; 0 = 1 / mean squared distance to the nearest key pose
+    simple_warmup_epochs: int = 1  # M_G trains as M_S first (Bin & Delta paper, §3.3)
+    flip: bool = False  # mirror half of the augmented crops, with the matching pose R ↦ F·R·F
     augmented_copies: int = 2
+    feature_cache: str | None = None  # folder of cached frozen features shared between runs (default: `out`)
     crop_margin: float = 0.1
     seed: int = 0
-    threads: int = 0
+    threads: int = 0  # torch threads (0 = default); 1 on a busy shared CPU: 2 threads ran 16× slower per step there
     progress: bool = True
 
     def to_dict(self) -> dict:
@@ -102,11 +117,23 @@ class FrozenFeatures:
         return self.model(torch.from_numpy(x).to(self.device)).cpu()
 
 
+def mirror_rotation(rotation: np.ndarray) -> np.ndarray:
+    """Pose of the horizontally flipped image of a left-right symmetric object: R' = F·R·F.
+
+    Flipping the image negates camera x; mirroring the object (x ↦ −x, its own
+    symmetry plane in POSE.md's frame) keeps the shape, so X'_cam = F·R·F·X'_obj:
+    azimuth and in-plane rotation change sign, elevation stays.
+    """
+    return MIRROR @ rotation @ MIRROR
+
+
 def extract_features(
     frozen: FrozenFeatures, samples: list[Sample], cfg: TrainConfig, copy: int, progress: bool
-) -> torch.Tensor:
-    """Frozen tap activations of every sample's crop (augmented copy `copy`; copy 0 is clean)."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frozen tap activations of every sample's crop (augmented copy `copy`; copy 0 is clean)
+    and which crops were mirrored (half of the augmented ones when `cfg.flip`)."""
     rng = np.random.default_rng([cfg.seed, copy])
+    flips = (rng.random(len(samples)) < 0.5) & cfg.flip & (copy > 0)
     out = []
     size = cfg.model.input_size
     bar = tqdm(total=len(samples), desc=f"features (copy {copy})", disable=not progress, unit="img")
@@ -117,32 +144,37 @@ def extract_features(
                 for s in samples[sl]
             ]
         )
+        crops = np.where(flips[sl, None, None, None], crops[:, :, ::-1], crops)
         out.append(frozen(normalise(crops, IMAGENET_MEAN, IMAGENET_STD)).half())
         bar.update(len(crops))
     bar.close()
-    return torch.cat(out)
+    return torch.cat(out), torch.from_numpy(flips)
 
 
 def _cache_key(cfg: TrainConfig, samples: list[Sample]) -> str:
     h = hashlib.sha256()
-    h.update(json.dumps([cfg.model.tap, cfg.model.input_size, cfg.crop_margin, cfg.seed, cfg.augmented_copies]).encode())
+    h.update(json.dumps([cfg.model.tap, cfg.model.input_size, cfg.crop_margin, cfg.seed, cfg.augmented_copies, cfg.flip]).encode())
     h.update(json.dumps(asdict(cfg.augment), default=list).encode())
     for s in samples:
         h.update(str(s.image_path).encode())
     return h.hexdigest()[:16]
 
 
-def cached_features(model: JointPoseNet, samples: list[Sample], cfg: TrainConfig) -> torch.Tensor:
-    """(copies, N, C, h, w) float16 features, computed once and kept in the run folder."""
-    path = Path(cfg.out) / f"features-{_cache_key(cfg, samples)}.pt"
+def cached_features(model: JointPoseNet, samples: list[Sample], cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """(copies, N, C, h, w) float16 features and (copies, N) mirror flags, computed once per run folder."""
+    folder = Path(cfg.feature_cache or cfg.out)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"features-{_cache_key(cfg, samples)}.pt"
     if path.is_file():
-        return torch.load(path, map_location="cpu", weights_only=True)
+        cached = torch.load(path, map_location="cpu", weights_only=True)
+        return cached["features"], cached["flipped"]
     frozen = FrozenFeatures(model, Path(cfg.out))
-    feats = torch.stack(
-        [extract_features(frozen, samples, cfg, c, cfg.progress) for c in range(1 + cfg.augmented_copies)]
-    )
-    torch.save(feats, path)
-    return feats
+    parts = [extract_features(frozen, samples, cfg, c, cfg.progress) for c in range(1 + cfg.augmented_copies)]
+    feats, flipped = torch.stack([f for f, _ in parts]), torch.stack([m for _, m in parts])
+    tmp = path.with_suffix(".tmp")
+    torch.save({"features": feats, "flipped": flipped}, tmp)
+    tmp.replace(path)
+    return feats, flipped
 
 
 def balanced_order(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -159,25 +191,62 @@ def balanced_order(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return order
 
 
-def joint_loss(
-    logits: torch.Tensor,
-    pose: torch.Tensor,
-    target_cat: torch.Tensor,
-    target_rot: torch.Tensor,
-    fusion: str,
-    lambda_category: float,
-    oracle: bool,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """L = geodesic(R(y), R*) + λ·CE (joint-pose paper, Eq. 3 and Sec. 3.2); returns (total, pose, ce)."""
-    k = logits.shape[1]
-    hint = F.one_hot(target_cat, k).to(pose.dtype)
-    if oracle:
-        y = fuse(pose, hint)
-    else:
-        y = fuse(pose, fusion_weights(torch.softmax(logits, 1), torch.zeros_like(hint), fusion))
-    pose_loss = geodesic_distance(axis_angle_to_rotation(y), target_rot).mean()
-    ce = F.cross_entropy(logits, target_cat)
-    return pose_loss + lambda_category * ce, pose_loss, ce
+class Phase(NamedTuple):
+    """What one epoch trains: which losses, which parts, and whether the category is the oracle's."""
+
+    name: str
+    oracle: bool
+    pose: bool
+    category: bool
+    trunk: bool
+
+
+def phase_of(epoch: int, cfg: TrainConfig) -> Phase:
+    """The training step of `cfg.protocol` that `epoch` belongs to (joint-pose paper, Table 1)."""
+    first = int(round(cfg.pose_first_fraction * cfg.epochs))
+    second = first + int(round(cfg.category_fraction * cfg.epochs))
+    joint = Phase("joint (fused)", False, True, True, True)
+    if cfg.protocol == "compact":
+        return Phase("pose-first (oracle category)", True, True, True, True) if epoch < first else joint
+    if cfg.protocol == "pose_first":
+        if epoch < first:
+            return Phase("pose (oracle category)", True, True, False, True)
+        return Phase("category (trunk fixed)", True, False, True, False) if epoch < second else joint
+    if cfg.protocol == "balanced":
+        return Phase("pose + category (trunk fixed)", True, True, True, False) if epoch < second else joint
+    raise ValueError(f"protocol must be one of {PROTOCOLS}, got {cfg.protocol!r}")
+
+
+def set_trainable(model: JointPoseNet, phase: Phase) -> None:
+    """Freeze the parts a phase does not train (their gradients stay None, AdamW skips them)."""
+    for name, p in model.named_parameters():
+        if name.startswith("features."):
+            continue
+        part = "trunk" if name.startswith("trunk.") else "category" if name.startswith("classifier.") else "pose"
+        p.requires_grad_(getattr(phase, part))
+
+
+def training_targets(model: JointPoseNet, rotations: np.ndarray, cfg: TrainConfig) -> Targets:
+    """Targets of every (copy, sample) rotation; learns the K-means key poses first for bin heads."""
+    flat = rotations.reshape(-1, 3, 3)
+    if model.key_poses is None:
+        y = torch.tensor(pose_targets(flat, np.zeros((1, 3)), 1.0).axis_angle)
+        return Targets(torch.tensor(flat, dtype=torch.float32), y)
+    unique = np.unique(np.round(flat, 6), axis=0)
+    centres = kmeans(pose_targets(unique, np.zeros((1, 3)), 1.0).axis_angle, cfg.model.num_bins, seed=cfg.seed)
+    model.set_key_poses(centres)
+    gamma = cfg.soft_gamma
+    if gamma <= 0:
+        _, d2 = assign(pose_targets(unique, centres, 1.0).axis_angle, centres)
+        gamma = 1.0 / max(float(d2.mean()), 1e-6)
+    t = pose_targets(flat, centres, gamma)
+    return Targets(
+        torch.tensor(flat, dtype=torch.float32), *(torch.from_numpy(getattr(t, f)) for f in Targets._fields[1:])
+    )
+
+
+def _batch(t: Targets, index: torch.Tensor, dev: torch.device) -> Targets:
+    return Targets(*(None if v is None else v[index].to(dev) for v in t))
 
 
 def save_checkpoint(path: Path, model: JointPoseNet, opt, sched, epoch: int, cfg: TrainConfig, history: list) -> None:
@@ -201,7 +270,7 @@ def load_model(path: str | Path, map_location: str = "cpu") -> tuple[JointPoseNe
     """Rebuild a model from a checkpoint, loaded safely (`weights_only=True`)."""
     ckpt = torch.load(path, map_location=map_location, weights_only=True)
     cfg = TrainConfig.from_dict(json.loads(ckpt["config"]))
-    model_cfg = ModelConfig.from_dict({**cfg.model.to_dict(), "pretrained": False})
+    model_cfg = ModelConfig.from_dict({**cfg.model.to_dict(), "pretrained": False, "backbone_weights": None})
     model = JointPoseNet(model_cfg)
     model.load_state_dict(ckpt["model"])
     model.eval()
@@ -225,7 +294,7 @@ def write_curves(history: list[dict], out: Path) -> None:
 
     ep = [h["epoch"] for h in history]
     fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
-    ax[0].plot(ep, [math.degrees(h["pose_loss"]) for h in history], label="pose (geodesic °)")
+    ax[0].plot(ep, [math.degrees(h["pose_err"]) for h in history], label="pose (geodesic °)")
     ax[0].set_xlabel("epoch"), ax[0].set_ylabel("mean geodesic error °"), ax[0].legend()
     ax[1].plot(ep, [h["ce"] for h in history], label="cross-entropy")
     ax[1].plot(ep, [h["cat_acc"] for h in history], label="train cat-acc")
@@ -252,10 +321,14 @@ def train(cfg: TrainConfig, resume: bool = True, stop_after: int | None = None) 
     samples = [s for d in cfg.data for s in read_samples(d, cfg.model.categories)]
     if not samples:
         raise ValueError(f"no training samples of categories {cfg.model.categories} in {cfg.data}")
+    if cfg.protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {cfg.protocol!r}")
     model = JointPoseNet(cfg.model).to(dev)
-    feats = cached_features(model, samples, cfg)
+    feats, flipped = cached_features(model, samples, cfg)
     labels = np.array([s.category for s in samples])
-    rots = torch.tensor(np.stack([s.rotation for s in samples]), dtype=torch.float32)
+    rots = np.stack([s.rotation for s in samples])
+    rots = np.where(flipped.numpy()[..., None, None], mirror_rotation(rots), rots)  # (copies, N, 3, 3)
+    targets = training_targets(model, rots, cfg)
     cats = torch.tensor(labels, dtype=torch.long)
 
     model.features.requires_grad_(False)
@@ -279,31 +352,40 @@ def train(cfg: TrainConfig, resume: bool = True, stop_after: int | None = None) 
         sched.load_state_dict(ckpt["scheduler"])
         start, history = int(ckpt["epoch"]) + 1, json.loads(ckpt["history"])
     use_amp = dev.type == "cuda"
-    pose_first = int(round(cfg.pose_first_fraction * cfg.epochs))
     rng = np.random.default_rng(cfg.seed)
     for _ in range(start):  # keep the sampling stream identical after a resume
         balanced_order(labels, rng), rng.integers(0, feats.shape[0], len(samples))
     end = cfg.epochs if stop_after is None else min(cfg.epochs, start + stop_after)
     for epoch in range(start, end):
+        phase = phase_of(epoch, cfg)
+        set_trainable(model, phase)
         model.train()
         model.features.eval()
+        for part, on in ((model.trunk, phase.trunk), (model.pose_heads, phase.pose), (model.pose_reduce, phase.pose),
+                         (model.classifier, phase.category)):
+            part.train(on)
         order = balanced_order(labels, rng)
         copy_of = rng.integers(0, feats.shape[0], len(order))
-        oracle = epoch < pose_first
-        sums = {"loss": 0.0, "pose_loss": 0.0, "ce": 0.0, "correct": 0, "n": 0}
+        simple = epoch < cfg.simple_warmup_epochs
+        sums = {"loss": 0.0, "pose_loss": 0.0, "ce": 0.0, "pose_err": 0.0, "correct": 0, "n": 0}
         t0 = time.time()
         bar = tqdm(total=len(order), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress, unit="img")
         for sl in batches(len(order), cfg.batch_size):
             idx = torch.from_numpy(order[sl])
             if len(idx) < 2:
                 continue
-            x = feats[torch.from_numpy(copy_of[sl]), idx].to(dev).float()
+            copy = torch.from_numpy(copy_of[sl])
+            x = feats[copy, idx].to(dev).float()
             with torch.autocast(dev.type, enabled=use_amp):
-                logits, pose = model.forward_features(x)
-            loss, pl, ce = joint_loss(
-                logits.float(), pose.float(), cats[idx].to(dev), rots[idx].to(dev),
-                cfg.model.fusion, cfg.lambda_category, oracle,
+                logits, heads = model.forward_features(x)
+            heads = type(heads)(*(None if v is None else v.float() for v in heads))
+            pl, ce, err = joint_loss(
+                model, logits.float(), heads, _batch(targets, copy * len(samples) + idx, dev), cats[idx].to(dev),
+                phase.oracle, cfg.alpha, simple,
             )
+            # CE is weighed by λ only where it shares trainable parts with the pose loss
+            ce_weight = (cfg.lambda_category if phase.pose and phase.trunk else 1.0) if phase.category else 0.0
+            loss = (pl if phase.pose else 0.0) + ce_weight * ce
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -312,18 +394,20 @@ def train(cfg: TrainConfig, resume: bool = True, stop_after: int | None = None) 
             sums["loss"] += loss.item() * n
             sums["pose_loss"] += pl.item() * n
             sums["ce"] += ce.item() * n
+            sums["pose_err"] += err.item() * n
             sums["correct"] += int((logits.argmax(1).cpu() == cats[idx]).sum())
             sums["n"] += n
             bar.update(n)
-            bar.set_postfix(pose=f"{math.degrees(pl.item()):.1f}°", ce=f"{ce.item():.2f}")
+            bar.set_postfix(pose=f"{math.degrees(err.item()):.1f}°", ce=f"{ce.item():.2f}")
         bar.close()
         n = max(sums["n"], 1)
         history.append(
             {
                 "epoch": epoch + 1,
-                "phase": "pose-first (oracle category)" if oracle else "joint (fused)",
+                "phase": phase.name,
                 "loss": sums["loss"] / n,
                 "pose_loss": sums["pose_loss"] / n,
+                "pose_err": sums["pose_err"] / n,
                 "ce": sums["ce"] / n,
                 "cat_acc": sums["correct"] / n,
                 "lr": sched.get_last_lr()[0],

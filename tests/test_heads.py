@@ -1,0 +1,141 @@
+"""Pose heads of both Mahendran et al. papers: key poses, losses, fusion, gradients and exported graphs."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from vantage.bundle import INPUT_HINT_NAME, INPUT_NAME
+from vantage.export.onnx_export import export_bundle, ort_session
+from vantage.geometry import axis_angle_to_rotation, geodesic_distance, rotation_to_viewpoint, viewpoint_to_rotation
+from vantage.train.geometry_torch import canonical_axis_angle, compose_axis_angle
+from vantage.train.heads import HeadOutput, fuse, per_category
+from vantage.train.keyposes import kmeans, pose_targets, soft_assignment
+from vantage.train.losses import Targets, joint_loss
+from vantage.train.model import JointPoseNet, ModelConfig
+from vantage.train.trainer import mirror_rotation
+
+CATS = ["car", "chair", "boat"]
+BINS = 6
+
+
+def _rotations(n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return viewpoint_to_rotation(rng.uniform(0, 360, n), rng.uniform(-20, 60, n), rng.normal(0, 8, n))
+
+
+def _model(head: str, per_bin: bool = False, dependent: bool = True) -> tuple[JointPoseNet, Targets]:
+    torch.manual_seed(0)
+    cfg = ModelConfig(categories=list(CATS), input_size=64, head_hidden=(32, 16), pretrained=False, head=head,
+                      num_bins=BINS, per_bin_delta=per_bin, category_dependent=dependent)
+    model = JointPoseNet(cfg)
+    rots = _rotations(48)
+    centres = kmeans(pose_targets(rots, np.zeros((1, 3)), 1.0).axis_angle, BINS)
+    if model.key_poses is not None:
+        model.set_key_poses(centres)
+    t = pose_targets(rots, centres, 2.0)
+    targets = Targets(torch.tensor(rots, dtype=torch.float32),
+                      *(torch.from_numpy(getattr(t, f)) for f in Targets._fields[1:]))
+    return model, targets
+
+
+def test_kmeans_key_poses_and_targets_follow_eq5_eq8_eq9():
+    rng = np.random.default_rng(1)
+    centres = np.array([[0.0, 0.0, 0.0], [2.0, 0.0, 0.0], [0.0, 2.0, 0.0]])
+    pts = np.concatenate([c + 0.05 * rng.normal(size=(30, 3)) for c in centres])
+    found = kmeans(pts, 3, seed=0)
+    assert np.allclose(np.sort(found[:, 0]), np.sort(centres[:, 0]), atol=0.05)
+    assert np.array_equal(found, kmeans(pts, 3, seed=0)), "deterministic from its seed"
+    p = soft_assignment(pts, found, gamma=4.0)
+    assert np.allclose(p.sum(1), 1) and np.array_equal(p.argmax(1), ((pts[:, None] - found) ** 2).sum(-1).argmin(1))
+
+    rots = _rotations(40)
+    key = kmeans(pose_targets(rots, np.zeros((1, 3)), 1.0).axis_angle, 5)
+    t = pose_targets(rots, key, 1.0)
+    assert np.allclose(key[t.label] + t.delta_simple, t.axis_angle, atol=1e-5)  # Eq. 5
+    back = axis_angle_to_rotation(key[t.label]) @ axis_angle_to_rotation(t.delta_log.astype(np.float64))
+    assert geodesic_distance(back, rots).max() < 1e-3  # Eq. 7–8: R = R̃_l exp(δ)
+
+
+def test_quaternion_log_maps_match_numpy():
+    v = torch.randn(200, 3, dtype=torch.float64) * 2.5
+    c = canonical_axis_angle(v)
+    assert float(c.norm(dim=1).max()) <= np.pi + 1e-9
+    assert np.allclose(axis_angle_to_rotation(c.numpy()), axis_angle_to_rotation(v.numpy()), atol=1e-9)
+    a, b = torch.randn(200, 3, dtype=torch.float64), 0.3 * torch.randn(200, 3, dtype=torch.float64)
+    want = axis_angle_to_rotation(a.numpy()) @ axis_angle_to_rotation(b.numpy())
+    assert np.allclose(axis_angle_to_rotation(compose_axis_angle(a, b).numpy()), want, atol=1e-9)
+
+
+def test_mirror_rotation_negates_azimuth_and_theta():
+    r = viewpoint_to_rotation(np.array([30.0]), np.array([20.0]), np.array([10.0]))
+    a, e, t = rotation_to_viewpoint(mirror_rotation(r))
+    assert np.allclose([a[0] % 360, e[0], t[0]], [330.0, 20.0, -10.0], atol=1e-6)
+
+
+def test_bin_fusion_mixes_probabilities_and_deltas_per_category():
+    bins = torch.randn(2, 3, BINS)
+    delta = torch.randn(2, 3, BINS, 3)
+    w = torch.tensor([[0.2, 0.5, 0.3], [0.0, 0.0, 1.0]])
+    f = fuse(HeadOutput(bins=bins, delta=delta), w)
+    assert torch.allclose(f.bins, (torch.softmax(bins, -1) * w[..., None]).sum(1))
+    assert torch.allclose(f.delta, (delta * w[..., None, None]).sum(1))
+    own = per_category(HeadOutput(bins=bins, delta=delta))
+    assert torch.allclose(f.bins[1], own.bins[1, 2]) and torch.allclose(f.delta[1], own.delta[1, 2])
+
+
+def test_category_independent_head_has_the_same_size():
+    for head in ("regression_g", "bd_g"):
+        dep, _ = _model(head)
+        ind, _ = _model(head, dependent=False)
+        n_dep = sum(p.numel() for p in dep.pose_heads.parameters())
+        n_ind = sum(p.numel() for p in ind.pose_heads.parameters())
+        assert len(ind.pose_heads) == 1 and abs(n_ind - n_dep) / n_dep < 0.05
+
+
+VARIANTS = [
+    ("regression_g", False, True), ("regression_e", False, False), ("classification", False, True),
+    ("bd_s", False, True), ("bd_g", True, True), ("bd_le", False, False), ("bd_le", True, True),
+    ("bd_p", False, True), ("bd_p", True, False), ("bd_g", False, False), ("bd_s", True, True),
+]
+
+
+@pytest.mark.parametrize("head,per_bin,dependent", VARIANTS)
+def test_head_losses_gradients_and_export_parity(head, per_bin, dependent, tmp_path):
+    model, t = _model(head, per_bin, dependent)
+    model.train()
+    feats = model.features(torch.randn(48, 3, 64, 64)).detach()
+    logits, out = model.forward_features(feats)
+    cat = torch.arange(48) % 3
+    for oracle in (True, False):
+        pose, ce, err = joint_loss(model, logits, out, t, cat, oracle, alpha=1.0)
+        assert torch.isfinite(pose) and torch.isfinite(ce) and 0 <= float(err) <= np.pi
+    (pose + 0.1 * ce).backward()
+    head_grads = [p.grad for p in model.pose_heads.parameters()]
+    assert all(g is not None for g in head_grads) and any(float(g.abs().sum()) > 0 for g in head_grads)
+    assert float(model.trunk[0]._project_conv.weight.grad.abs().sum()) > 0, "pose loss reaches the trunk"
+
+    model.eval()
+    x = torch.randn(4, 3, 64, 64)
+    hint = torch.zeros(4, 3)
+    hint[1, 2] = 1
+    with torch.no_grad():
+        probs, y, rot, emb = model(x, hint)
+        _, raw = model.forward_features(model.features(x))
+        own_y, _ = model.decode(per_category(raw))
+    assert probs.shape == (4, 3) and y.shape == (4, 3) and rot.shape == (4, 3, 3) and emb.shape[0] == 4
+    assert float(y.norm(dim=1).max()) <= np.pi + 1e-5
+    assert torch.allclose(rot @ rot.transpose(1, 2), torch.eye(3).expand(4, 3, 3), atol=1e-5)
+    assert torch.allclose(y[1], own_y[1, 2], atol=1e-5), "a known category uses its own head"
+    if head == "classification":
+        assert torch.cdist(y, model.key_poses).min(1).values.max() < 1e-5, "C predicts a key pose"
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bundle = export_bundle(model, tmp_path / "b")
+    sess = ort_session(bundle / "model.onnx")
+    got = sess.run(None, {INPUT_NAME: x.numpy(), INPUT_HINT_NAME: hint.numpy()})
+    assert np.abs(got[2] - rot.numpy()).max() < 1e-4 and np.abs(got[0] - probs.numpy()).max() < 1e-4
+    if model.key_poses is not None:  # the dictionary travels with the checkpoint state
+        assert torch.equal(model.state_dict()["key_poses"], model.key_poses)

@@ -1,0 +1,113 @@
+"""The ablation of docs/RESULTS.md: each paper question as training variants on one held-out set.
+
+Every variant trains on the same renders (CAD meshes minus the held-out ones, plus
+procedural models, `vantage.train.recipe.render_split`) from one shared cache of
+frozen features, for the same few epochs, and is evaluated on the same renders of
+the held-out CAD meshes. Each result is stored as JSON under `docs/results/ablation/`;
+`vantage.train.results_doc` turns them into docs/RESULTS.md. Usage:
+
+    python -m vantage.train.ablation --models ../shared/data/pascal3d_cad --out runs/ablation [--only NAME...]
+
+The defaults are sized for a shared 2-core CPU (about 2,600 training views, 8 epochs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from vantage.train.model import ModelConfig
+from vantage.train.trainer import TrainConfig
+
+RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results" / "ablation"
+
+# name → (question, TrainConfig overrides, ModelConfig overrides); the base is R_G, weighted, compact
+VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
+    "R_G": ("head", {}, {}),
+    "R_E": ("head", {}, {"head": "regression_e"}),
+    "C": ("head", {}, {"head": "classification"}),
+    "M_S": ("head", {}, {"head": "bd_s"}),
+    "M_G": ("head", {}, {"head": "bd_g"}),
+    "M_LE": ("head", {}, {"head": "bd_le"}),
+    "M_P": ("head", {}, {"head": "bd_p"}),
+    "M_S+": ("head", {}, {"head": "bd_s", "per_bin_delta": True}),
+    "M_G+": ("head", {}, {"head": "bd_g", "per_bin_delta": True}),
+    "M_LE+": ("head", {}, {"head": "bd_le", "per_bin_delta": True}),
+    "M_P+": ("head", {}, {"head": "bd_p", "per_bin_delta": True}),
+    "M_G K=48": ("K", {}, {"head": "bd_g", "num_bins": 48}),
+    "M_G+ K=4": ("K", {}, {"head": "bd_g", "per_bin_delta": True, "num_bins": 4}),
+    "M_G+ α=0.1": ("alpha", {"alpha": 0.1}, {"head": "bd_g", "per_bin_delta": True}),
+    "M_G+ α=10": ("alpha", {"alpha": 10.0}, {"head": "bd_g", "per_bin_delta": True}),
+    "R_G λ=1": ("lambda", {"lambda_category": 1.0}, {}),
+    "R_G cat-independent": ("category dependence", {}, {"category_dependent": False}),
+    "M_G+ cat-independent": ("category dependence", {}, {"head": "bd_g", "per_bin_delta": True,
+                                                          "category_dependent": False}),
+    "R_G top-1 fusion": ("fusion", {}, {"fusion": "top1"}),
+    "M_G+ top-1 fusion": ("fusion", {}, {"head": "bd_g", "per_bin_delta": True, "fusion": "top1"}),
+    "R_G pose-first": ("protocol", {"protocol": "pose_first"}, {}),
+    "R_G balanced": ("protocol", {"protocol": "balanced"}, {}),
+    "R_G tap 15": ("tap", {}, {"tap": 15}),
+}
+
+
+def base_config(train_dirs: list[str], out: Path, epochs: int) -> TrainConfig:
+    """The shared settings: small and fast (cached features, one augmented copy)."""
+    return TrainConfig(data=train_dirs, out="", epochs=epochs, augmented_copies=1, progress=False, threads=1,
+                       feature_cache=str(out / "features"), model=ModelConfig())
+
+
+def run_variant(name: str, base: TrainConfig, test_dir: str, out: Path) -> dict:
+    """Train and evaluate one variant; returns the stored summary."""
+    from vantage.train.evaluate import evaluate
+    from vantage.train.trainer import train
+
+    question, train_over, model_over = VARIANTS[name]
+    cfg = copy.deepcopy(base)
+    for k, v in train_over.items():
+        setattr(cfg, k, v)
+    for k, v in model_over.items():
+        setattr(cfg.model, k, v)
+    cfg.out = str(out / name.replace(" ", "_").replace("=", ""))
+    t = time.time()
+    ckpt = train(cfg)
+    seconds = time.time() - t
+    report = evaluate(ckpt, test_dir, Path(cfg.out) / "eval")
+    summary = {
+        "name": name, "question": question, "train_seconds": seconds,
+        "config": cfg.to_dict(), "overall": report["overall"], "mean_over_categories": report["mean_over_categories"],
+        "per_category": report["per_category"], "topk": report["topk"],
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{Path(cfg.out).name}.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def main() -> None:
+    from vantage.train.recipe import RecipeConfig, render_split
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", required=True)
+    ap.add_argument("--out", default="runs/ablation")
+    ap.add_argument("--cad-views", type=int, default=40, help="training views per CAD mesh")
+    ap.add_argument("--builtin", type=int, default=4, help="procedural training models per category (20 views each)")
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--only", nargs="+", choices=list(VARIANTS))
+    args = ap.parse_args()
+    out = Path(args.out)
+    split = RecipeConfig(models=args.models, out=str(out), cad_views=args.cad_views, builtin_instances=args.builtin,
+                         builtin_views=20)
+    train_dirs, test_dir = render_split(split)  # the test renders equal the recipe's (same meshes, seeds)
+    base = base_config(train_dirs, out, args.epochs)
+    for name in args.only or list(VARIANTS):
+        s = run_variant(name, base, test_dir, out)
+        o = s["mean_over_categories"]
+        print(f"{name:<24} MedErr {o['med_err']:6.1f}  Acc@π/6 {o['acc_pi6']:.3f}  cat-acc {o['cat_acc']:.3f}  "
+              f"({s['train_seconds']:.0f} s)", flush=True)
+
+
+if __name__ == "__main__":
+    main()

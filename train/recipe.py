@@ -1,0 +1,114 @@
+"""`vantage recipe reference`: the best model we can train on a 2-core CPU, on real CAD + built-in models.
+
+render (CAD meshes minus a held-out set per category, plus procedural models) →
+train → export the bundle → evaluate the bundle on renders of the held-out CAD
+meshes over photo-like backgrounds (procedural textures, or photos with
+`photos`) → OUT/recipe.json, OUT/eval/report.md. The held-out meshes are never
+rendered for training, so the figures are on unseen models. Mesh files are read
+from their folder and never copied.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from vantage.train.data import AugmentConfig
+from vantage.train.model import ModelConfig
+from vantage.train.trainer import TrainConfig
+
+TEST_SEED = 20_000  # render seeds of the held-out test views, never used for training
+
+
+@dataclass
+class RecipeConfig:
+    """Data sizes and the training configuration of the reference recipe (60 min on 2 cores)."""
+
+    models: str
+    out: str
+    held_out_per_category: int = 1
+    cad_views: int = 160
+    builtin_instances: int = 8
+    builtin_views: int = 30
+    test_views: int = 30
+    photos: str | None = None
+    workers: int = 2
+    split_seed: int = 0
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        data=[], out="", epochs=10, flip=True, augmented_copies=3, lr=2e-3, threads=1,
+        model=ModelConfig(head="bd_g", per_bin_delta=True, num_bins=16),
+        augment=AugmentConfig(),
+    ))
+
+
+def render_split(cfg: RecipeConfig) -> tuple[list[str], str]:
+    """Render (or reuse) the training folders and the held-out test folder; returns (train dirs, test dir)."""
+    from vantage.train.meshes import builtin_specs, hold_out, scan_repository
+    from vantage.train.render import RenderConfig, render_dataset
+
+    data = Path(cfg.out) / "data"
+    train_specs, held = hold_out(scan_repository(cfg.models), cfg.held_out_per_category, seed=cfg.split_seed)
+    test_bg = {"photo": 1.0} if cfg.photos else {"texture": 1.0}
+    jobs = [
+        (train_specs, data / "cad_train", RenderConfig(views_per_model=cfg.cad_views, seed=1, photo_dir=cfg.photos)),
+        (builtin_specs(cfg.builtin_instances), data / "builtin_train",
+         RenderConfig(views_per_model=cfg.builtin_views, seed=2, photo_dir=cfg.photos)),
+        (held, data / "cad_test", RenderConfig(views_per_model=cfg.test_views, seed=TEST_SEED, photo_dir=cfg.photos,
+                                               background_weights=test_bg)),
+    ]
+    for specs, folder, render_cfg in jobs:
+        info = folder / "render.json"
+        if info.is_file() and json.loads(info.read_text())["config"] == json.loads(json.dumps(asdict(render_cfg))):
+            continue
+        if specs:
+            render_dataset(specs, folder, render_cfg, cfg.workers)
+    train_dirs = [str(data / "cad_train")] + ([str(data / "builtin_train")] if cfg.builtin_instances else [])
+    return train_dirs, str(data / "cad_test")
+
+
+def run_recipe(cfg: RecipeConfig) -> dict:
+    """Render, train, export and evaluate; returns (and writes to OUT/recipe.json) the measurements."""
+    from vantage.export.onnx_export import export_bundle
+    from vantage.train.evaluate import evaluate
+    from vantage.train.metrics import format_table
+    from vantage.train.trainer import load_model, train
+
+    t0 = time.time()
+    out = Path(cfg.out)
+    seconds: dict[str, float] = {}
+    train_dirs, test_dir = render_split(cfg)
+    seconds["render"] = time.time() - t0
+
+    t = time.time()
+    tcfg = cfg.train
+    tcfg.data, tcfg.out = train_dirs, str(out / "run")
+    ckpt = train(tcfg)
+    seconds["train"] = time.time() - t
+
+    t = time.time()
+    model, info = load_model(ckpt)
+    summary = {"recipe": "reference", "epochs": tcfg.epochs, "head": tcfg.model.head,
+               "last_epoch": info["history"][-1] if info["history"] else {}}
+    bundle = export_bundle(model, out / "bundle", training=summary, crop_margin=tcfg.crop_margin)
+    seconds["export"] = time.time() - t
+
+    t = time.time()
+    report = evaluate(bundle, test_dir, out / "eval")
+    seconds["evaluate"] = time.time() - t
+    seconds["total"] = time.time() - t0
+    result = {
+        "config": {**{k: v for k, v in asdict(cfg).items() if k != "train"}, "train": tcfg.to_dict()},
+        "seconds": seconds,
+        "overall": report["overall"],
+        "mean_over_categories": report["mean_over_categories"],
+        "per_category": report["per_category"],
+        "topk": report["topk"],
+        "bundle": str(bundle),
+    }
+    (out / "recipe.json").write_text(json.dumps(result, indent=1))
+    print("\n" + format_table(report))
+    print(f"\nunseen CAD models: MedErr {report['overall']['med_err']:.1f}°  Acc@π/6 {report['overall']['acc_pi6']:.3f}  "
+          f"cat-acc {report['overall']['cat_acc']:.3f}; {seconds['total'] / 60:.1f} min; bundle {bundle}")
+    return result

@@ -1,0 +1,101 @@
+"""Evaluation report: markdown tables in the papers' layout and PNG plots.
+
+Tables follow the papers: one column per category (short names as in the
+papers' tables) plus the mean over categories, one row per metric (Bin & Delta
+paper Tables 1–2, joint-pose paper Tables 5 and 7), and the top-1/2/3 category
+analysis of the joint-pose paper's Table 13.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+SHORT = {"aeroplane": "aero", "bicycle": "bike", "diningtable": "dtable", "motorbike": "mbike", "tvmonitor": "tv"}
+METRICS = (
+    ("med_err", "MedErr (°)", "{:.1f}"),
+    ("acc_pi6", "Acc@π/6", "{:.3f}"),
+    ("p_22_5", "P(<22.5°)", "{:.3f}"),
+    ("p_45", "P(<45°)", "{:.3f}"),
+    ("aaai", "AAAI", "{:.3f}"),
+    ("cat_acc", "cat-acc", "{:.3f}"),
+    ("cam_err", "camera-position err (°)", "{:.1f}"),
+)
+
+
+def category_table(report: dict) -> str:
+    """Markdown table: metrics × (categories, mean over categories, all images)."""
+    cats = list(report["per_category"])
+    head = ["metric", *[SHORT.get(c, c) for c in cats], "mean", "all"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for key, name, fmt in METRICS:
+        cells = [fmt.format(report["per_category"][c][key]) for c in cats]
+        cells += [fmt.format(report["mean_over_categories"][key]), fmt.format(report["overall"][key])]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    counts = [str(report["per_category"][c]["count"]) for c in cats]
+    lines.append("| images | " + " | ".join(counts) + f" |  | {report['overall']['count']} |")
+    return "\n".join(lines)
+
+
+def topk_table(report: dict) -> str:
+    """Joint-pose paper Table 13: cat-acc and pose error with the top-k categories' heads and the oracle."""
+    keys = [k for k in report["topk"]]
+    head = " | ".join(f"{k.replace('top', 'Top-').replace('gt', 'GT')} cat-acc | pose-err" for k in keys)
+    row = " | ".join(f"{report['topk'][k]['cat_acc']:.3f} | {report['topk'][k]['med_err']:.1f}" for k in keys)
+    return f"| {head} |\n|" + "---|" * (2 * len(keys)) + f"\n| {row} |"
+
+
+def write_report(report: dict, out: Path) -> None:
+    """report.md and errors_hist.png, error_vs_azimuth.png, confusion.png in `out`."""
+    md = [
+        f"# Evaluation of `{report.get('model', '?')}`",
+        f"\nData: `{report.get('data', '?')}`, {report['overall']['count']} images. Pose error Δ(R, R*) "
+        "in degrees (POSE.md); category unknown to the model (fused prediction).\n",
+        category_table(report),
+        "\n## Top-k categories (joint-pose paper, Table 13)\n",
+        "Pose error with top-k = the smallest error among the heads of the k most probable "
+        "categories; GT = the true category's head (oracle).\n",
+        topk_table(report),
+        "\n![errors](errors_hist.png) ![azimuth](error_vs_azimuth.png) ![confusion](confusion.png)\n",
+    ]
+    (out / "report.md").write_text("\n".join(md))
+    _plots(report, out)
+
+
+def _plots(report: dict, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    err = np.array([r["pose_err"] for r in report["images"]])
+    az = np.array([r["azimuth"] for r in report["images"]])
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.hist(err, bins=np.arange(0, 185, 5))
+    ax.axvline(30, color="k", ls="--", lw=1)
+    ax.set_xlabel("pose error (°)"), ax.set_ylabel("images")
+    fig.tight_layout(), fig.savefig(out / "errors_hist.png", dpi=90), plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.scatter(az, err, s=4, alpha=0.4)
+    edges = np.arange(0, 361, 30)
+    mids = [np.median(err[(az >= a) & (az < b)]) if ((az >= a) & (az < b)).any() else np.nan
+            for a, b in zip(edges[:-1], edges[1:])]
+    ax.plot(edges[:-1] + 15, mids, "r-o", ms=3, label="median per 30°")
+    ax.set_xlabel("true azimuth (°)"), ax.set_ylabel("pose error (°)"), ax.legend()
+    fig.tight_layout(), fig.savefig(out / "error_vs_azimuth.png", dpi=90), plt.close(fig)
+
+    cats = [SHORT.get(c, c) for c in report["categories"]]
+    conf = np.array(report["confusion"], float)
+    norm = conf / np.maximum(conf.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(cats)), cats, rotation=90), ax.set_yticks(range(len(cats)), cats)
+    ax.set_xlabel("predicted"), ax.set_ylabel("true")
+    for i in range(len(cats)):
+        for j in range(len(cats)):
+            if conf[i, j]:
+                ax.text(j, i, int(conf[i, j]), ha="center", va="center", fontsize=6,
+                        color="white" if norm[i, j] > 0.5 else "black")
+    fig.tight_layout(), fig.savefig(out / "confusion.png", dpi=90), plt.close(fig)
