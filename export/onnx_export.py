@@ -5,7 +5,13 @@ fusion, axis-angle → rotation by Rodrigues, the retrieval embedding), so that 
 client or server re-implements the math. Inputs: `image` (N,3,S,S) normalised
 crops and `category_hint` (N,K): zeros = unknown category, one-hot = known (the
 graph then uses that category's pose head). The legacy exporter is used because
-it writes one self-contained, deterministic file (MEASURED.md).
+it writes one self-contained, deterministic file (MEASURED.md); onnxslim then
+folds constants and removes the exporter's shape plumbing, the allow-list of
+`vantage.export.ops` is enforced, and ONNX Runtime is checked against PyTorch on
+the final file.
+
+Any model that follows the contract of `PoseModel` exports: the joint network of
+`vantage.train.model` with any head type or fusion.
 """
 
 from __future__ import annotations
@@ -13,27 +19,46 @@ from __future__ import annotations
 import io
 import platform
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import onnx
 import onnxruntime as ort
+import onnxslim
 import torch
 
 import vantage
 from vantage.bundle import INPUT_HINT_NAME, INPUT_NAME, OUTPUT_NAMES, BundleMetadata, save_metadata
+from vantage.export.ops import check_ops
 from vantage.geometry import geodesic_distance
-from vantage.train.model import JointPoseNet
 
 OPSET = 17
 PARITY_ROTATION_TOL = 1e-4
+METADATA_KEY = "vantage"
 
 
 class ParityError(AssertionError):
     """ONNX Runtime and PyTorch disagree beyond the tolerance."""
 
 
-def to_onnx_bytes(model: JointPoseNet, opset: int = OPSET) -> bytes:
-    """Serialise the model's full inference path to ONNX with a dynamic batch dimension."""
+class PoseModel(Protocol):
+    """What the exporter needs from a model (the bundle graph contract).
+
+    `forward(image (N,3,S,S), category_hint (N,K))` returns `(category_probs (N,K),
+    axis_angle (N,3), rotation (N,3,3), embedding (N,D))`, all post-processing
+    included; `config` carries `categories`, `input_size` and `fusion`.
+    """
+
+    config: Any
+    embedding_dim: int
+
+    def eval(self) -> "PoseModel": ...
+
+    def __call__(self, image: torch.Tensor, category_hint: torch.Tensor) -> tuple[torch.Tensor, ...]: ...
+
+
+def to_onnx_bytes(model: PoseModel, opset: int = OPSET) -> bytes:
+    """Serialise the model's full inference path to ONNX with a dynamic batch dimension named `batch`."""
     model = model.eval()
     size, k = model.config.input_size, len(model.config.categories)
     dummy = (torch.zeros(2, 3, size, size), torch.zeros(2, k))
@@ -52,13 +77,20 @@ def to_onnx_bytes(model: JointPoseNet, opset: int = OPSET) -> bytes:
     return buf.getvalue()
 
 
+def simplify(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """Constant folding and graph simplification with onnxslim (deterministic; keeps names and opset)."""
+    return onnxslim.slim(proto)
+
+
 def ort_session(path: str | Path) -> ort.InferenceSession:
+    """A CPU session with spinning off, so it can be timed beside PyTorch (MEASURED.md)."""
     opts = ort.SessionOptions()
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
-def check_parity(model: JointPoseNet, onnx_path: str | Path, images: np.ndarray, hints: np.ndarray) -> dict:
+def check_parity(model: PoseModel, onnx_path: str | Path, images: np.ndarray, hints: np.ndarray) -> dict[str, float]:
     """Run ONNX Runtime and PyTorch on the same inputs; ParityError beyond PARITY_ROTATION_TOL."""
     sess = ort_session(onnx_path)
     got = dict(zip(OUTPUT_NAMES, sess.run(list(OUTPUT_NAMES), {INPUT_NAME: images, INPUT_HINT_NAME: hints})))
@@ -71,8 +103,19 @@ def check_parity(model: JointPoseNet, onnx_path: str | Path, images: np.ndarray,
     return diffs
 
 
+def parity_inputs(k: int, size: int, extra_images: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded random crops (plus `extra_images`), every other row with a one-hot hint, so both branches run."""
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(4, 3, size, size)).astype(np.float32)
+    if extra_images is not None:
+        images = np.concatenate([images, extra_images.astype(np.float32)])
+    hints = np.zeros((len(images), k), np.float32)
+    hints[::2, :] = np.eye(k, dtype=np.float32)[np.arange(0, len(images), 2) % k]
+    return images, hints
+
+
 def export_bundle(
-    model: JointPoseNet,
+    model: PoseModel,
     out_dir: str | Path,
     training: dict | None = None,
     crop_margin: float = 0.1,
@@ -80,10 +123,11 @@ def export_bundle(
     model_version: str = "1",
     name: str = "vantage",
 ) -> Path:
-    """Write `out_dir/model.onnx` and `out_dir/vantage.json`, check parity, return the folder.
+    """Write `out_dir/model.onnx` and `out_dir/vantage.json`, check ops and parity, return the folder.
 
-    `parity_images` (normalised crops) are checked besides random inputs, with the
-    hint both unknown and one-hot, so both graph branches are covered.
+    UnsupportedOpError (naming the operator) when the graph leaves the allow-list;
+    ParityError when ONNX Runtime disagrees with PyTorch. `parity_images`
+    (normalised crops) are checked besides random inputs.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -101,27 +145,28 @@ def export_bundle(
             "vantage": vantage.__version__,
             "torch": torch.__version__,
             "onnx": onnx.__version__,
+            "onnxslim": onnxslim.__version__,
             "onnxruntime": ort.__version__,
             "python": platform.python_version(),
         },
         training=training or {},
     )
-    proto = onnx.load_from_string(to_onnx_bytes(model))
+    exported = onnx.load_from_string(to_onnx_bytes(model))
+    proto = simplify(exported)
+    check_ops(proto, f"the graph of {type(model).__name__}")
     del proto.metadata_props[:]
     entry = proto.metadata_props.add()
-    entry.key, entry.value = "vantage", meta.to_json()
-    onnx.checker.check_model(proto)
+    entry.key, entry.value = METADATA_KEY, meta.to_json()
+    onnx.checker.check_model(proto, full_check=True)
     onnx_path = out / meta.onnx_file
     onnx_path.write_bytes(proto.SerializeToString())
 
-    k = len(cfg.categories)
-    rng = np.random.default_rng(0)
-    images = rng.normal(size=(4, 3, cfg.input_size, cfg.input_size)).astype(np.float32)
-    if parity_images is not None:
-        images = np.concatenate([images, parity_images.astype(np.float32)])
-    hints = np.zeros((len(images), k), np.float32)
-    hints[::2, :] = np.eye(k, dtype=np.float32)[np.arange(0, len(images), 2) % k]
+    images, hints = parity_inputs(len(cfg.categories), cfg.input_size, parity_images)
     parity = check_parity(model, onnx_path, images, hints)
-    meta.training = {**meta.training, "export_parity_max_abs_diff": parity}
+    meta.training = {
+        **meta.training,
+        "export_parity_max_abs_diff": parity,
+        "graph_nodes": {"exported": len(exported.graph.node), "simplified": len(proto.graph.node)},
+    }
     save_metadata(out, meta)
     return out

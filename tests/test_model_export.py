@@ -45,7 +45,7 @@ def test_forward_shapes_and_known_category_uses_its_head(model):
         hint[torch.arange(3), torch.tensor([4, 0, 11])] = 1
         probs, y, rot, emb = model(x, hint)
     assert probs.shape == (3, 12) and torch.allclose(probs.sum(1), torch.ones(3))
-    assert torch.allclose(y, heads[torch.arange(3), torch.tensor([4, 0, 11])], atol=1e-6)
+    assert torch.allclose(y, heads.axis_angle[torch.arange(3), torch.tensor([4, 0, 11])], atol=1e-6)
     assert rot.shape == (3, 3, 3) and emb.shape == (3, model.embedding_dim)
     assert torch.allclose(emb.norm(dim=1), torch.ones(3), atol=1e-5)
     np.testing.assert_allclose(rot.numpy(), axis_angle_to_rotation(y.double().numpy()), atol=1e-5)

@@ -44,11 +44,26 @@ class BundleMetadata:
     model_version: str = "1"
     versions: dict[str, str] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
+    # Accepted alternative graphs of the same model (int8/fp16 ONNX, TensorRT plans):
+    # name → {"file", "runtime", "precision", measured accuracy/latency or agreement}.
+    variants: dict[str, Any] = field(default_factory=dict)
     input_name: str = INPUT_NAME
     hint_name: str = INPUT_HINT_NAME
     output_names: list[str] = field(default_factory=lambda: list(OUTPUT_NAMES))
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
+
+    def tensor_shapes(self) -> dict[str, list[int]]:
+        """Per-item shape (batch dimension left out) of every graph input and output, by name."""
+        k, s = len(self.categories), int(self.input_size)
+        return {
+            self.input_name: [3, s, s],
+            self.hint_name: [k],
+            "category_probs": [k],
+            "axis_angle": [3],
+            "rotation": [3, 3],
+            "embedding": [int(self.embedding_dim)],
+        }
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
