@@ -157,3 +157,21 @@ def vector_angle(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     u, v = np.asarray(u, dtype=np.float64), np.asarray(v, dtype=np.float64)
     cos = np.sum(u * v, -1) / np.maximum(np.linalg.norm(u, axis=-1) * np.linalg.norm(v, axis=-1), 1e-12)
     return np.rad2deg(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
+def chordal_mean(rotations: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Weighted chordal L2 mean of rotations (N, 3, 3): the rotation closest to Σ wᵢRᵢ in Frobenius norm.
+
+    Averaging matrices and projecting back onto SO(3) by SVD (det fixed to +1) is the
+    closed-form rotation average; unlike averaging camera positions it keeps the roll
+    and stays a rotation. Meaningful for rotations that roughly agree (< 90° apart).
+    """
+    r = np.asarray(rotations, dtype=np.float64).reshape(-1, 3, 3)
+    w = np.ones(len(r)) if weights is None else np.asarray(weights, dtype=np.float64).reshape(-1)
+    if len(w) != len(r) or len(r) == 0 or not np.all(w >= 0) or w.sum() <= 0:
+        raise ValueError(f"chordal_mean needs N ≥ 1 rotations and N non-negative weights with a positive sum, "
+                         f"got {len(r)} rotations and weights {w.tolist()}")
+    m = np.einsum("n,nij->ij", w / w.sum(), r)
+    u, _, vt = np.linalg.svd(m)
+    d = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt)) or 1.0])
+    return u @ d @ vt
