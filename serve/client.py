@@ -1,6 +1,6 @@
 """Synchronous client of a Vantage gRPC server (needs grpcio and protobuf, not ONNX Runtime).
 
-    with PoseClient("127.0.0.1:50051") as client:
+    with PoseClient("127.0.0.1:50051") as client:      # or PoseClient(target, token=..., tls_ca="ca.pem")
         client.wait_ready(timeout=30)
         result = client.estimate_result(open("car.jpg", "rb").read(), box=(10, 20, 200, 150))
         print(result_to_json(result))   # the same JSON as the in-process Predictor gives
@@ -14,8 +14,9 @@ from typing import Iterable, Iterator, Sequence
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from vantage.serve.protocol import DEFAULT_MAX_MESSAGE_BYTES, SERVICE_NAME, channel_options, make_request
+from vantage.serve.protocol import DEFAULT_MAX_MESSAGE_BYTES, SERVICE_NAME, make_request
 from vantage.serve.results import PoseResult, response_to_result
+from vantage.serve.security import bearer_metadata, client_channel_settings
 from vantage.v1 import vantage_pb2, vantage_pb2_grpc
 
 
@@ -23,15 +24,35 @@ class PoseClient:
     """Calls `vantage.v1.PoseEstimator` at `target` ("host:port"); `timeout` is the per-call deadline in seconds.
 
     Failed calls raise `grpc.RpcError` (`.code()`, `.details()`), e.g. INVALID_ARGUMENT
-    for a bad image, box or category.
+    for a bad image, box or category. `token` is sent as a bearer token on every call;
+    `tls=True` (or any of the TLS files) makes the channel TLS: `tls_ca` verifies the
+    server (system roots when empty), `tls_cert` + `tls_key` are a client certificate
+    for mTLS, `tls_server_name` overrides the name checked in the server's certificate.
     """
 
     def __init__(
-        self, target: str, timeout: float | None = 30.0, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+        self,
+        target: str,
+        timeout: float | None = 30.0,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        *,
+        token: str | None = None,
+        tls: bool = False,
+        tls_ca: str = "",
+        tls_cert: str = "",
+        tls_key: str = "",
+        tls_server_name: str = "",
     ) -> None:
         self.target = target
         self.timeout = timeout
-        self.channel = grpc.insecure_channel(target, options=channel_options(max_message_bytes))
+        self.metadata = bearer_metadata(token)
+        options, credentials = client_channel_settings(
+            max_message_bytes, tls, tls_ca, tls_cert, tls_key, tls_server_name
+        )
+        if credentials is not None:
+            self.channel = grpc.secure_channel(target, credentials, options=options)
+        else:
+            self.channel = grpc.insecure_channel(target, options=options)
         self.stub = vantage_pb2_grpc.PoseEstimatorStub(self.channel)
         self.health_stub = health_pb2_grpc.HealthStub(self.channel)
 
@@ -92,7 +113,7 @@ class PoseClient:
     ) -> vantage_pb2.EstimateResponse:
         """One Estimate call with encoded image bytes, an optional pixel box and known category."""
         request = make_request(image, box, category, request_id, frame_id)
-        return self.stub.Estimate(request, timeout=self._timeout(timeout))
+        return self.stub.Estimate(request, timeout=self._timeout(timeout), metadata=self.metadata)
 
     def estimate_result(
         self,
@@ -110,8 +131,34 @@ class PoseClient:
     ) -> Iterator[vantage_pb2.EstimateResponse]:
         """EstimateStream: one response per request, in order. A bad frame's response has
         `error`/`error_code` set instead of raising. `timeout` bounds the whole stream
-        (None = no deadline, unlike unary calls: camera streams are long)."""
-        return self.stub.EstimateStream(iter(requests), timeout=timeout)
+        (None = no deadline, unlike unary calls: camera streams are long). Frames the server
+        dropped as stale come back with `dropped` set (see the .proto)."""
+        return self.stub.EstimateStream(iter(requests), timeout=timeout, metadata=self.metadata)
 
     def model_info(self, timeout: float | None = None) -> vantage_pb2.ModelInfo:
-        return self.stub.GetModelInfo(vantage_pb2.GetModelInfoRequest(), timeout=self._timeout(timeout))
+        return self.stub.GetModelInfo(
+            vantage_pb2.GetModelInfoRequest(), timeout=self._timeout(timeout), metadata=self.metadata
+        )
+
+    def reload(self, version: str = "", timeout: float | None = None) -> vantage_pb2.ReloadResponse:
+        """Ask the server to load `version` (default: the newest) and swap it in; needs the server's token."""
+        return self.stub.Reload(
+            vantage_pb2.ReloadRequest(version=version), timeout=self._timeout(timeout), metadata=self.metadata
+        )
+
+    def retrieve(
+        self,
+        image: bytes,
+        box: Sequence[float] | None = None,
+        category: str | None = None,
+        top_k: int = 0,
+        request_id: str = "",
+        timeout: float | None = None,
+    ) -> vantage_pb2.RetrieveResponse:
+        """Image-graphics search: nearest rendered views, their 3D models and the pose from them
+        (top_k 0 = the server's default); `category` restricts the search to one category."""
+        base = make_request(image, box, category, request_id)
+        request = vantage_pb2.RetrieveRequest(image=image, category=base.category, top_k=top_k, request_id=request_id)
+        if base.HasField("box"):
+            request.box.CopyFrom(base.box)
+        return self.stub.Retrieve(request, timeout=self._timeout(timeout))

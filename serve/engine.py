@@ -1,4 +1,4 @@
-"""Run a model bundle with ONNX Runtime: images (+ boxes, + known categories) → PoseResult.
+"""Run a model bundle on an inference backend: images (+ boxes, + known categories) → PoseResult.
 
 The only pre-processing path is `vantage.imaging` (decode → crop_square → normalise),
 the one training uses, with the bundle's input size, crop margin, mean and std.
@@ -13,24 +13,21 @@ Never imports torch (tests/test_serve_no_torch.py checks it).
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import onnxruntime as ort
 
 from vantage.bundle import BundleError, BundleMetadata, load_metadata
 from vantage.categories import CATEGORIES
 from vantage.geometry import rotation_to_quaternion, rotation_to_viewpoint
-from vantage.imaging import DEFAULT_MAX_PIXELS, ImageError, crop_square, decode_image, normalise
+from vantage.imaging import DEFAULT_MAX_PIXELS, ImageError, crop_square, decode_image, image_size_from_header, normalise
+from vantage.serve.backends import Backend, TensorSpec, create_backend
 from vantage.serve.results import PoseResult
 
 Box = Sequence[float]
-
-log = logging.getLogger(__name__)
 
 
 class UnknownCategoryError(ValueError):
@@ -48,26 +45,23 @@ class PreparedInput:
     preprocess_ms: float = 0.0
 
 
-def _dims(arg: ort.NodeArg) -> list[int | str | None]:
-    return list(arg.shape) if arg.shape is not None else []
-
-
 class Predictor:
-    """A loaded bundle: one ONNX Runtime session plus the bundle's pre-processing.
+    """A loaded bundle: one inference backend plus the bundle's pre-processing.
 
-    `providers` defaults to CPU; the session's real providers are checked after it is
-    created (ORT falls back to CPU silently) and the first one names the backend.
-    `intra_op_threads` 0 lets ORT choose. ORT's spinning is disabled (MEASURED.md).
-    Thread-safe: several threads may call `predict` at once.
+    `backend` is a kind of `vantage.serve.backends.BACKENDS` ("auto" picks the fastest
+    that works here); `self.backend` names the one running, e.g.
+    "onnxruntime/CPUExecutionProvider". `intra_op_threads` 0 lets ONNX Runtime choose;
+    `max_batch_size` sizes GPU engine profiles. `max_pixels` bounds decoded images and
+    crops. Thread-safe: several threads may call `predict` at once.
     """
 
     def __init__(
         self,
         bundle_dir: str | Path,
-        providers: Sequence[str | tuple[str, dict]] | None = None,
+        backend: str = "onnxruntime-cpu",
         intra_op_threads: int = 0,
-        inter_op_threads: int = 0,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        max_batch_size: int = 8,
     ) -> None:
         self.bundle_dir = Path(bundle_dir)
         self.metadata: BundleMetadata = load_metadata(self.bundle_dir)
@@ -77,22 +71,8 @@ class Predictor:
         self.categories: tuple[str, ...] = tuple(meta.categories)
         self.input_size = int(meta.input_size)
         self.model_path = self.bundle_dir / meta.onnx_file
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = int(intra_op_threads)
-        options.inter_op_num_threads = int(inter_op_threads)
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
-        requested = list(providers) if providers else ["CPUExecutionProvider"]
-        try:
-            self.session = ort.InferenceSession(str(self.model_path), sess_options=options, providers=requested)
-        except Exception as exc:  # ORT raises its own exception types for bad files
-            raise BundleError(f"ONNX Runtime cannot load {str(self.model_path)!r}: {exc}") from exc
-        self.providers: list[str] = list(self.session.get_providers())
-        wanted = [p if isinstance(p, str) else p[0] for p in requested]
-        if wanted[0] not in self.providers:
-            log.warning("requested execution provider %s is not active; running on %s", wanted[0], self.providers)
-        self.backend = f"onnxruntime/{self.providers[0]}"
+        self.engine: Backend = create_backend(backend, self.bundle_dir, meta, intra_op_threads, max_batch_size)
+        self.backend: str = self.engine.name
         self._check_graph()
 
     # -- loading -----------------------------------------------------------------
@@ -115,8 +95,8 @@ class Predictor:
         """The graph's inputs and outputs must be the contract's, with the metadata's sizes."""
         where = f"{str(self.model_path)!r}"
         k, s = len(self.categories), self.input_size
-        inputs = {a.name: a for a in self.session.get_inputs()}
-        outputs = {a.name: a for a in self.session.get_outputs()}
+        inputs: dict[str, TensorSpec] = self.engine.inputs
+        outputs: dict[str, TensorSpec] = self.engine.outputs
         expected_inputs = {self.metadata.input_name: [None, 3, s, s], self.metadata.hint_name: [None, k]}
         if set(inputs) != set(expected_inputs):
             raise BundleError(
@@ -134,9 +114,9 @@ class Predictor:
         for kind, table, expected in (("input", inputs, expected_inputs), ("output", outputs, expected_outputs)):
             for name, want in expected.items():
                 arg = table[name]
-                if arg.type != "tensor(float)":
-                    raise BundleError(f"{where}: {kind} {name!r} is {arg.type}, expected tensor(float)")
-                dims = _dims(arg)
+                if arg.dtype != "float32":
+                    raise BundleError(f"{where}: {kind} {name!r} is {arg.dtype}, expected float32")
+                dims = list(arg.shape)
                 bad = len(dims) != len(want) or any(
                     w is not None and isinstance(d, int) and d != w for d, w in zip(dims, want)
                 )
@@ -168,12 +148,12 @@ class Predictor:
             raise ImageError(f"image must be an RGB uint8 array (H, W, 3), got {desc}")
         hint = self.category_hint(category)
         meta = self.metadata
-        crop = crop_square(image, box, self.input_size, float(meta.crop_margin))
+        crop = crop_square(image, box, self.input_size, float(meta.crop_margin), self.max_pixels)
         tensor = normalise(crop[None], meta.mean, meta.std)[0]
         return PreparedInput(tensor, hint, category or None, preprocess_ms=(time.perf_counter() - t0) * 1e3)
 
     def run(self, prepared: Sequence[PreparedInput]) -> list[PoseResult]:
-        """One batched ORT call over prepared inputs.
+        """One batched backend call over prepared inputs.
 
         In a batch, `inference_ms` is the time of the whole batched call (shared).
         """
@@ -184,7 +164,7 @@ class Predictor:
             self.metadata.input_name: np.stack([p.tensor for p in prepared]).astype(np.float32, copy=False),
             self.metadata.hint_name: np.stack([p.hint for p in prepared]).astype(np.float32, copy=False),
         }
-        probs, axis_angle, rotation, embedding = self.session.run(self._output_names, feeds)
+        probs, axis_angle, rotation, embedding = self.engine.run(self._output_names, feeds)
         t1 = time.perf_counter()
         inference_ms = (t1 - t0) * 1e3
         rot64 = np.asarray(rotation, np.float64)
@@ -235,8 +215,17 @@ class Predictor:
         return self.run([self.prepare(img, box, cat) for img, box, cat in zip(images, boxes, categories)])
 
     def prepare_bytes(self, data: bytes, box: Box | None = None, category: str | None = None) -> PreparedInput:
-        """Decode JPEG/PNG bytes (vantage.imaging.decode_image) and prepare them."""
+        """Decode JPEG/PNG bytes (vantage.imaging.decode_image) and prepare them.
+
+        Bytes whose PNG/JPEG header gives no image size are refused before decoding:
+        the pixel limit is checked on that size, so a decoder must never see an image
+        whose size is unknown (decompression bombs).
+        """
         self.category_hint(category)  # refuse an unknown category before decoding
+        if data and image_size_from_header(data) is None:
+            raise ImageError(
+                f"image bytes ({len(data)} bytes) could not be decoded as JPEG or PNG (no readable image header)"
+            )
         t0 = time.perf_counter()
         image = decode_image(data, self.max_pixels)
         decode_ms = (time.perf_counter() - t0) * 1e3

@@ -35,10 +35,10 @@ def _check_category(category: str | None, known: Sequence[str]) -> None:
         raise UnknownCategoryError(f"unknown category {category!r}; this model knows: {', '.join(known)}")
 
 
-def _local(paths: list[Path], model: Any, box: Box | None, category: str | None, batch_size: int, providers):
+def _local(paths: list[Path], model: Any, box: Box | None, category: str | None, batch_size: int, backend: str):
     from vantage.serve.engine import Predictor, UnknownCategoryError  # noqa: PLC0415
 
-    predictor = model if isinstance(model, Predictor) else Predictor(model, providers=providers)
+    predictor = model if isinstance(model, Predictor) else Predictor(model, backend=backend)
     _check_category(category, predictor.categories)
     out: list[dict[str, Any] | None] = [None] * len(paths)
     for start in range(0, len(paths), batch_size):
@@ -54,11 +54,13 @@ def _local(paths: list[Path], model: Any, box: Box | None, category: str | None,
     return out
 
 
-def _remote(paths: list[Path], server: str, box: Box | None, category: str | None, timeout: float, wait_s: float):
+def _remote(
+    paths: list[Path], server: str, box: Box | None, category: str | None, timeout: float, wait_s: float, client_options
+):
     from vantage.serve.client import PoseClient  # noqa: PLC0415
 
     out = []
-    with PoseClient(server, timeout=timeout) as client:
+    with PoseClient(server, timeout=timeout, **client_options) as client:
         client.wait_ready(timeout=wait_s)
         _check_category(category, list(client.model_info().categories))
         for path in paths:
@@ -86,7 +88,8 @@ def predict_files(
     timeout: float = 30.0,
     wait_s: float = 10.0,
     batch_size: int = 16,
-    providers: Sequence[str] | None = None,
+    backend: str = "onnxruntime-cpu",
+    client_options: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Estimate every image file; exactly one of `server` ("host:port") or `model` (bundle folder or Predictor).
 
@@ -95,8 +98,9 @@ def predict_files(
     `axis_angle`, `quaternion` ([w, x, y, z], w ≥ 0), `viewpoint` ({azimuth,
     elevation, theta} degrees), `timings` (ms), `backend`; or `file` and `error`.
     `box` (x_min, y_min, x_max, y_max pixels) and `category` apply to every file.
-    Locally the files are run in batches of `batch_size`; through a server one
-    Estimate call per file (deadline `timeout`, after waiting up to `wait_s` for SERVING).
+    Locally the files are run in batches of `batch_size` on `backend`; through a server one
+    Estimate call per file (deadline `timeout`, after waiting up to `wait_s` for SERVING),
+    with `client_options` passed to `PoseClient` (token, TLS files).
     """
     if (server is None) == (model is None):
         raise ValueError("give exactly one of server ('host:port') or model (a bundle folder)")
@@ -108,5 +112,5 @@ def predict_files(
         # The wire carries float32 boxes: round here too, so that both paths crop identically.
         box = tuple(float(np.float32(v)) for v in box)
     if model is not None:
-        return _local(files, model, box, category, batch_size, providers)
-    return _remote(files, server, box, category, timeout, wait_s)
+        return _local(files, model, box, category, batch_size, backend)
+    return _remote(files, server, box, category, timeout, wait_s, client_options or {})

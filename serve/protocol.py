@@ -29,11 +29,12 @@ def make_request(
     category: str | None = None,
     request_id: str = "",
     frame_id: int = 0,
+    keep_frame: bool = False,
 ) -> vantage_pb2.EstimateRequest:
     """EstimateRequest from encoded image bytes, an optional (x_min, y_min, x_max, y_max) box in pixels
-    and an optional known category name."""
+    and an optional known category name; `keep_frame` asks a stream never to drop this frame as stale."""
     request = vantage_pb2.EstimateRequest(
-        image=image, category=category or "", request_id=request_id, frame_id=int(frame_id)
+        image=image, category=category or "", request_id=request_id, frame_id=int(frame_id), keep_frame=keep_frame
     )
     if box is not None:
         if len(box) != 4:

@@ -16,7 +16,7 @@ import numpy as np
 
 from vantage.v1 import vantage_pb2
 
-TIMING_KEYS: tuple[str, ...] = ("decode_ms", "preprocess_ms", "inference_ms", "total_ms")
+TIMING_KEYS: tuple[str, ...] = ("decode_ms", "preprocess_ms", "queue_ms", "inference_ms", "total_ms")
 VIEWPOINT_KEYS: tuple[str, ...] = ("azimuth", "elevation", "theta")
 
 

@@ -10,15 +10,15 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-import cv2
-import numpy as np
-
 from vantage.categories import CATEGORIES
+from vantage.serve.bench_images import synthetic_image as make_test_image  # noqa: F401 (the tests' images)
 
 INPUT_SIZE = 64
 
 
-def make_tiny_bundle(path: str | Path, categories: tuple[str, ...] = CATEGORIES) -> Path:
+def make_tiny_bundle(
+    path: str | Path, categories: tuple[str, ...] = CATEGORIES, input_size: int = INPUT_SIZE
+) -> Path:
     """Export a random-weight joint network to a bundle at `path` and return `path`."""
     import torch
 
@@ -27,7 +27,7 @@ def make_tiny_bundle(path: str | Path, categories: tuple[str, ...] = CATEGORIES)
 
     torch.manual_seed(0)
     model = JointPoseNet(
-        ModelConfig(categories=list(categories), input_size=INPUT_SIZE, head_hidden=(32, 16), pretrained=True)
+        ModelConfig(categories=list(categories), input_size=input_size, head_hidden=(32, 16), pretrained=True)
     )
     with torch.no_grad():  # spread the heads so that rotations differ between categories
         for head in model.pose_heads:
@@ -39,20 +39,28 @@ def make_tiny_bundle(path: str | Path, categories: tuple[str, ...] = CATEGORIES)
                              model_version="test-1", name="tiny-test")
 
 
-def make_test_image(width: int = 160, height: int = 120, seed: int = 0, ext: str = ".png") -> bytes:
-    """Encoded synthetic picture: a gradient background with a few coloured shapes."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:height, 0:width]
-    img = np.stack(
-        [xx * 255 // max(width - 1, 1), yy * 255 // max(height - 1, 1), (xx + yy) * 127 // max(width + height, 1)],
-        -1,
-    ).astype(np.uint8)
-    for _ in range(4):
-        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
-        x0, y0 = int(rng.integers(0, width - 10)), int(rng.integers(0, height - 10))
-        x1, y1 = x0 + int(rng.integers(8, width // 2)), y0 + int(rng.integers(8, height // 2))
-        cv2.rectangle(img, (x0, y0), (x1, y1), colour, -1)
-        cv2.circle(img, (int(rng.integers(0, width)), int(rng.integers(0, height))), int(rng.integers(5, 30)), colour[::-1], -1)
-    ok, buf = cv2.imencode(ext, img)
-    assert ok, f"cv2.imencode({ext!r}) failed"
-    return buf.tobytes()
+def process_resources() -> tuple[int, int, int]:
+    """(OS threads, Python threads, resident memory in bytes) of this process, from /proc.
+
+    The gRPC handler pool ("vantage-grpc-*") starts its threads lazily, up to the
+    configured `workers`: growth up to there is not a leak, so those are not counted.
+    """
+    import threading
+
+    status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
+    pool = sum(t.name.startswith("vantage-grpc") for t in threading.enumerate())
+    return int(status["Threads"]) - pool, threading.active_count() - pool, int(status["VmRSS"].split()[0]) * 1024
+
+
+def add_version(bundle: Path, models: Path, version: str, model_version: str | None = None) -> Path:
+    """Copy `bundle` to `models/<version>/` (written under a hidden name, then renamed into place)."""
+    import json
+    import shutil
+
+    hidden = models / f".{version}.tmp"
+    shutil.copytree(bundle, hidden)
+    if model_version is not None:
+        meta = json.loads((hidden / "vantage.json").read_text())
+        meta["model_version"] = model_version
+        (hidden / "vantage.json").write_text(json.dumps(meta))
+    return hidden.rename(models / version)

@@ -25,7 +25,8 @@ from vantage.serve.engine import Predictor, UnknownCategoryError
 from vantage.serve.predict import predict_files
 from vantage.serve.protocol import SERVICE_NAME, make_request
 from vantage.serve.results import response_to_result, result_to_json, result_to_response
-from vantage.serve.server import start_server, stop_server
+from vantage.serve.config import ServerConfig
+from vantage.serve.server import start_server
 from vantage.v1 import vantage_pb2
 
 TOL = 1e-5
@@ -42,9 +43,9 @@ def local(tiny_bundle: Path) -> Predictor:
 @pytest.fixture(scope="module")
 def server(tiny_bundle: Path):
     predictor = Predictor(tiny_bundle, intra_op_threads=1)
-    srv, port = start_server(predictor, "127.0.0.1", 0, max_workers=4)
-    yield srv, port, predictor
-    stop_server(srv, grace=1.0)
+    running = start_server(predictor, ServerConfig(port=0, workers=4))
+    yield running, running.port, predictor
+    running.stop(grace=1.0)
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +104,8 @@ def test_estimate_round_trip(client: PoseClient, local: Predictor) -> None:
 
     t = response.timings
     assert t.backend == "onnxruntime/CPUExecutionProvider"
-    assert t.decode_ms > 0 and t.inference_ms > 0 and t.total_ms >= t.decode_ms + t.inference_ms
+    assert t.decode_ms > 0 and t.inference_ms > 0 and t.queue_ms >= 0
+    assert t.total_ms >= t.decode_ms + t.queue_ms + t.inference_ms
 
     assert_same_result(response, local.predict_bytes(IMAGE, BOX))
 
@@ -155,9 +157,9 @@ def test_bad_input_is_invalid_argument_and_server_keeps_serving(client: PoseClie
 
 def test_internal_error_is_internal_with_request_id(tiny_bundle: Path, caplog) -> None:
     predictor = Predictor(tiny_bundle)
-    srv, port = start_server(predictor, port=0, max_workers=2)
+    running = start_server(predictor, ServerConfig(port=0, workers=2))
     try:
-        with PoseClient(f"127.0.0.1:{port}", timeout=10) as c:
+        with PoseClient(f"127.0.0.1:{running.port}", timeout=10) as c:
 
             def broken(prepared):
                 raise RuntimeError("session exploded")
@@ -173,17 +175,18 @@ def test_internal_error_is_internal_with_request_id(tiny_bundle: Path, caplog) -
             del predictor.run
             assert len(c.estimate(IMAGE).rotation) == 9
     finally:
-        stop_server(srv, 0)
+        running.stop(0)
 
 
 # -- EstimateStream -------------------------------------------------------------------
 
 
 def test_stream_answers_every_frame_in_order_and_survives_a_bad_frame(client: PoseClient, local: Predictor) -> None:
+    """Frames that must not be dropped (keep_frame) are all processed, in order."""
     images = [make_test_image(160, 120, seed=s) for s in range(10)]
     bad = 4
     requests = [
-        make_request(b"garbage" if i == bad else img, box=BOX, request_id=f"cam-{i}", frame_id=1000 + i)
+        make_request(b"garbage" if i == bad else img, box=BOX, request_id=f"cam-{i}", frame_id=1000 + i, keep_frame=True)
         for i, img in enumerate(images)
     ]
     responses = list(client.stream(requests, timeout=30))
@@ -192,6 +195,7 @@ def test_stream_answers_every_frame_in_order_and_survives_a_bad_frame(client: Po
     err = responses[bad]
     assert err.error_code == grpc.StatusCode.INVALID_ARGUMENT.value[0] and "could not be decoded" in err.error
     assert len(err.rotation) == 0 and not err.category
+    assert not any(r.dropped or r.frames_dropped_before for r in responses)
     for i, response in enumerate(responses):
         if i != bad:
             assert not response.error and response.error_code == 0
@@ -250,9 +254,9 @@ def test_health_is_not_serving_until_warmed_up(tiny_bundle: Path) -> None:
             assert release.wait(10)
             super().warmup()
 
-    srv, port = start_server(SlowWarmup(tiny_bundle), port=0, max_workers=2, wait_for_warmup=False)
+    running = start_server(SlowWarmup(tiny_bundle), ServerConfig(port=0, workers=2), wait_for_warmup=False)
     try:
-        with PoseClient(f"127.0.0.1:{port}", timeout=5) as c:
+        with PoseClient(f"127.0.0.1:{running.port}", timeout=5) as c:
             assert c.health() == "NOT_SERVING" and c.health("") == "NOT_SERVING"
             with pytest.raises(TimeoutError, match="NOT_SERVING"):
                 c.wait_ready(timeout=0.3)
@@ -261,14 +265,14 @@ def test_health_is_not_serving_until_warmed_up(tiny_bundle: Path) -> None:
             assert c.health() == "SERVING"
     finally:
         release.set()
-        stop_server(srv, 0)
+        running.stop(0)
 
 
 def test_port_zero_binds_a_free_port_and_ports_are_not_shared(server) -> None:
     _, port, predictor = server
     assert port > 0
     with pytest.raises(OSError, match=f"127.0.0.1:{port}"):
-        start_server(predictor, "127.0.0.1", port)
+        start_server(predictor, ServerConfig(port=port))
 
 
 # -- bundle loading ----------------------------------------------------------------------

@@ -52,17 +52,26 @@ IN_PROCESS = BLOCKER + textwrap.dedent(
     import vantage.v1.vantage_pb2, vantage.v1.vantage_pb2_grpc
     import vantage.serve, vantage.serve.engine, vantage.serve.server, vantage.serve.client
     import vantage.serve.predict, vantage.serve.results, vantage.serve.protocol
+    import vantage.serve.backends, vantage.serve.batching, vantage.serve.bench, vantage.serve.bench_images
+    import vantage.serve.config, vantage.serve.logs, vantage.serve.metrics, vantage.serve.reload
+    import vantage.serve.security, vantage.serve.streaming, vantage.serve.telemetry, vantage.cli
+    import vantage.serve.retrieval, vantage.serve.retrieval_api
     from vantage.serve.client import PoseClient
     from vantage.serve.engine import Predictor
     from vantage.serve.results import response_to_result, result_to_json
-    from vantage.serve.server import start_server, stop_server
+    from vantage.serve.config import ServerConfig
+    from vantage.serve.server import start_server
+
+    from vantage.serve.bench_images import bench_inputs
 
     bundle, image_path = sys.argv[1], sys.argv[2]
-    server, port = start_server(Predictor(bundle), port=0)
-    with PoseClient(f"127.0.0.1:{port}", timeout=10) as client:
+    inputs, source = bench_inputs(None, 2)  # the renderer needs no torch either
+    assert source in ("rendered", "synthetic") and len(inputs) == 2, source
+    running = start_server(Predictor(bundle), ServerConfig(port=0))
+    with PoseClient(f"127.0.0.1:{running.port}", timeout=10) as client:
         client.wait_ready(10)
         result = response_to_result(client.estimate(open(image_path, "rb").read(), category="car"))
-    stop_server(server, 0)
+    running.stop(0)
     loaded = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
     print(json.dumps({"result": result_to_json(result), "loaded": loaded, "attempts": attempts}))
     """
@@ -70,8 +79,9 @@ IN_PROCESS = BLOCKER + textwrap.dedent(
 
 SERVE = BLOCKER + textwrap.dedent(
     """
+    from vantage.serve.config import ServerConfig
     from vantage.serve.server import serve
-    serve(sys.argv[1], host="127.0.0.1", port=0, max_workers=2, grace=2.0)
+    serve(ServerConfig(model=sys.argv[1], host="127.0.0.1", port=0, workers=2, grace_s=2.0))
     print("attempts", attempts, flush=True)
     """
 )

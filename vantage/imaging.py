@@ -88,12 +88,24 @@ def validate_box(box: Sequence[float] | None, width: int, height: int) -> tuple[
 
 
 def crop_square(
-    image: np.ndarray, box: Sequence[float] | None, out_size: int, margin: float = 0.1
+    image: np.ndarray,
+    box: Sequence[float] | None,
+    out_size: int,
+    margin: float = 0.1,
+    max_pixels: int | None = None,
 ) -> np.ndarray:
-    """Square crop around `box` enlarged by `margin` per side, edge-padded, resized to out_size²."""
+    """Square crop around `box` enlarged by `margin` per side, edge-padded, resized to out_size².
+
+    The padded square is allocated before resizing, so a huge box (from a client) would
+    allocate without bound: with `max_pixels` a square of more pixels is an ImageError.
+    """
     h, w = image.shape[:2]
     x0, y0, x1, y1 = validate_box(box, w, h)
     side = max(x1 - x0, y1 - y0) * (1.0 + 2.0 * margin)
+    if max_pixels is not None and side * side > max_pixels:
+        raise ImageError(
+            f"box {[x0, y0, x1, y1]} needs a {side:.0f}x{side:.0f} crop, more than the limit of {max_pixels} pixels"
+        )
     cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
     side_px = max(1, int(round(side)))
     left = int(math.floor(cx - side_px / 2.0))

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18vantage/v1/vantage.proto\x12\nvantage.v1\"A\n\x03\x42ox\x12\r\n\x05x_min\x18\x01 \x01(\x02\x12\r\n\x05y_min\x18\x02 \x01(\x02\x12\r\n\x05x_max\x18\x03 \x01(\x02\x12\r\n\x05y_max\x18\x04 \x01(\x02\"\x83\x01\n\x0f\x45stimateRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12!\n\x03\x62ox\x18\x02 \x01(\x0b\x32\x0f.vantage.v1.BoxH\x00\x88\x01\x01\x12\x10\n\x08\x63\x61tegory\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x10\n\x08\x66rame_id\x18\x05 \x01(\x04\x42\x06\n\x04_box\",\n\rCategoryScore\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\"8\n\nQuaternion\x12\t\n\x01w\x18\x01 \x01(\x02\x12\t\n\x01x\x18\x02 \x01(\x02\x12\t\n\x01y\x18\x03 \x01(\x02\x12\t\n\x01z\x18\x04 \x01(\x02\">\n\tViewpoint\x12\x0f\n\x07\x61zimuth\x18\x01 \x01(\x02\x12\x11\n\televation\x18\x02 \x01(\x02\x12\r\n\x05theta\x18\x03 \x01(\x02\"l\n\x07Timings\x12\x11\n\tdecode_ms\x18\x01 \x01(\x02\x12\x15\n\rpreprocess_ms\x18\x02 \x01(\x02\x12\x14\n\x0cinference_ms\x18\x03 \x01(\x02\x12\x10\n\x08total_ms\x18\x04 \x01(\x02\x12\x0f\n\x07\x62\x61\x63kend\x18\x05 \x01(\t\"\xdb\x02\n\x10\x45stimateResponse\x12\x10\n\x08\x63\x61tegory\x18\x01 \x01(\t\x12\x32\n\x0f\x63\x61tegory_scores\x18\x02 \x03(\x0b\x32\x19.vantage.v1.CategoryScore\x12\x10\n\x08rotation\x18\x03 \x03(\x02\x12\x12\n\naxis_angle\x18\x04 \x03(\x02\x12*\n\nquaternion\x18\x05 \x01(\x0b\x32\x16.vantage.v1.Quaternion\x12(\n\tviewpoint\x18\x06 \x01(\x0b\x32\x15.vantage.v1.Viewpoint\x12$\n\x07timings\x18\x07 \x01(\x0b\x32\x13.vantage.v1.Timings\x12\x12\n\nrequest_id\x18\x08 \x01(\t\x12\x10\n\x08\x66rame_id\x18\t \x01(\x04\x12\x16\n\x0e\x63\x61tegory_given\x18\n \x01(\x08\x12\r\n\x05\x65rror\x18\x0b \x01(\t\x12\x12\n\nerror_code\x18\x0c \x01(\x05\"\x15\n\x13GetModelInfoRequest\"\xa8\x01\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x12\n\ncategories\x18\x03 \x03(\t\x12\x12\n\ninput_size\x18\x04 \x01(\r\x12\x0e\n\x06\x66usion\x18\x05 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x06 \x01(\t\x12\x15\n\rmetadata_json\x18\x07 \x01(\t\x12\x16\n\x0eserver_version\x18\x08 \x01(\t2\xef\x01\n\rPoseEstimator\x12\x45\n\x08\x45stimate\x12\x1b.vantage.v1.EstimateRequest\x1a\x1c.vantage.v1.EstimateResponse\x12O\n\x0e\x45stimateStream\x12\x1b.vantage.v1.EstimateRequest\x1a\x1c.vantage.v1.EstimateResponse(\x01\x30\x01\x12\x46\n\x0cGetModelInfo\x12\x1f.vantage.v1.GetModelInfoRequest\x1a\x15.vantage.v1.ModelInfoB\"\n\nvantage.v1B\x0cVantageProtoP\x01\xa2\x02\x03VNTb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18vantage/v1/vantage.proto\x12\nvantage.v1\"A\n\x03\x42ox\x12\r\n\x05x_min\x18\x01 \x01(\x02\x12\r\n\x05y_min\x18\x02 \x01(\x02\x12\r\n\x05x_max\x18\x03 \x01(\x02\x12\r\n\x05y_max\x18\x04 \x01(\x02\"\xa6\x01\n\x0f\x45stimateRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12!\n\x03\x62ox\x18\x02 \x01(\x0b\x32\x0f.vantage.v1.BoxH\x00\x88\x01\x01\x12\x10\n\x08\x63\x61tegory\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x10\n\x08\x66rame_id\x18\x05 \x01(\x04\x12\x12\n\nkeep_frame\x18\x06 \x01(\x08\x12\r\n\x05top_k\x18\x14 \x01(\rB\x06\n\x04_box\",\n\rCategoryScore\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\"8\n\nQuaternion\x12\t\n\x01w\x18\x01 \x01(\x02\x12\t\n\x01x\x18\x02 \x01(\x02\x12\t\n\x01y\x18\x03 \x01(\x02\x12\t\n\x01z\x18\x04 \x01(\x02\">\n\tViewpoint\x12\x0f\n\x07\x61zimuth\x18\x01 \x01(\x02\x12\x11\n\televation\x18\x02 \x01(\x02\x12\r\n\x05theta\x18\x03 \x01(\x02\"~\n\x07Timings\x12\x11\n\tdecode_ms\x18\x01 \x01(\x02\x12\x15\n\rpreprocess_ms\x18\x02 \x01(\x02\x12\x14\n\x0cinference_ms\x18\x03 \x01(\x02\x12\x10\n\x08total_ms\x18\x04 \x01(\x02\x12\x0f\n\x07\x62\x61\x63kend\x18\x05 \x01(\t\x12\x10\n\x08queue_ms\x18\x06 \x01(\x02\"\xb5\x03\n\x10\x45stimateResponse\x12\x10\n\x08\x63\x61tegory\x18\x01 \x01(\t\x12\x32\n\x0f\x63\x61tegory_scores\x18\x02 \x03(\x0b\x32\x19.vantage.v1.CategoryScore\x12\x10\n\x08rotation\x18\x03 \x03(\x02\x12\x12\n\naxis_angle\x18\x04 \x03(\x02\x12*\n\nquaternion\x18\x05 \x01(\x0b\x32\x16.vantage.v1.Quaternion\x12(\n\tviewpoint\x18\x06 \x01(\x0b\x32\x15.vantage.v1.Viewpoint\x12$\n\x07timings\x18\x07 \x01(\x0b\x32\x13.vantage.v1.Timings\x12\x12\n\nrequest_id\x18\x08 \x01(\t\x12\x10\n\x08\x66rame_id\x18\t \x01(\x04\x12\x16\n\x0e\x63\x61tegory_given\x18\n \x01(\x08\x12\r\n\x05\x65rror\x18\x0b \x01(\t\x12\x12\n\nerror_code\x18\x0c \x01(\x05\x12\x0f\n\x07\x64ropped\x18\r \x01(\x08\x12\x1d\n\x15\x66rames_dropped_before\x18\x0e \x01(\r\x12(\n\tretrieval\x18\x14 \x01(\x0b\x32\x15.vantage.v1.Retrieval\"\x15\n\x13GetModelInfoRequest\"\xef\x01\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x12\n\ncategories\x18\x03 \x03(\t\x12\x12\n\ninput_size\x18\x04 \x01(\r\x12\x0e\n\x06\x66usion\x18\x05 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x06 \x01(\t\x12\x15\n\rmetadata_json\x18\x07 \x01(\t\x12\x16\n\x0eserver_version\x18\x08 \x01(\t\x12\x16\n\x0e\x62undle_version\x18\t \x01(\t\x12-\n\nview_index\x18\x14 \x01(\x0b\x32\x19.vantage.v1.ViewIndexInfo\" \n\rReloadRequest\x12\x0f\n\x07version\x18\x01 \x01(\t\"G\n\x0eReloadResponse\x12$\n\x05model\x18\x01 \x01(\x0b\x32\x15.vantage.v1.ModelInfo\x12\x0f\n\x07\x63hanged\x18\x02 \x01(\x08\"\x80\x01\n\x0fRetrieveRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12!\n\x03\x62ox\x18\x02 \x01(\x0b\x32\x0f.vantage.v1.BoxH\x00\x88\x01\x01\x12\x10\n\x08\x63\x61tegory\x18\x03 \x01(\t\x12\r\n\x05top_k\x18\x04 \x01(\r\x12\x12\n\nrequest_id\x18\x05 \x01(\tB\x06\n\x04_box\"\xa7\x01\n\rRetrievedView\x12\x0f\n\x07view_id\x18\x01 \x01(\x04\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x03 \x01(\t\x12(\n\tviewpoint\x18\x04 \x01(\x0b\x32\x15.vantage.v1.Viewpoint\x12\x10\n\x08rotation\x18\x05 \x03(\x02\x12\x12\n\nsimilarity\x18\x06 \x01(\x02\x12\x11\n\tthumbnail\x18\x07 \x01(\t\"\x80\x01\n\x0eRetrievedModel\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\x12,\n\tbest_view\x18\x04 \x01(\x0b\x32\x19.vantage.v1.RetrievedView\x12\r\n\x05views\x18\x05 \x01(\r\"\xa7\x01\n\rNeighbourPose\x12\x10\n\x08rotation\x18\x01 \x03(\x02\x12(\n\tviewpoint\x18\x02 \x01(\x0b\x32\x15.vantage.v1.Viewpoint\x12*\n\nquaternion\x18\x03 \x01(\x0b\x32\x16.vantage.v1.Quaternion\x12\x0f\n\x07support\x18\x04 \x01(\x02\x12\r\n\x05\x63ount\x18\x05 \x01(\r\x12\x0e\n\x06method\x18\x06 \x01(\t\"\xd0\x01\n\tRetrieval\x12(\n\x05views\x18\x01 \x03(\x0b\x32\x19.vantage.v1.RetrievedView\x12*\n\x06models\x18\x02 \x03(\x0b\x32\x1a.vantage.v1.RetrievedModel\x12+\n\x08knn_pose\x18\x03 \x01(\x0b\x32\x19.vantage.v1.NeighbourPose\x12-\n\nfused_pose\x18\x04 \x01(\x0b\x32\x19.vantage.v1.NeighbourPose\x12\x11\n\tsearch_ms\x18\x05 \x01(\x02\"\x80\x01\n\x10RetrieveResponse\x12(\n\tretrieval\x18\x01 \x01(\x0b\x32\x15.vantage.v1.Retrieval\x12.\n\x08\x65stimate\x18\x02 \x01(\x0b\x32\x1c.vantage.v1.EstimateResponse\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"c\n\rViewIndexInfo\x12\r\n\x05views\x18\x01 \x01(\x04\x12\x0e\n\x06models\x18\x02 \x01(\r\x12\x12\n\ncategories\x18\x03 \x03(\t\x12\x12\n\ndescriptor\x18\x04 \x01(\t\x12\x0b\n\x03\x64im\x18\x05 \x01(\r2\xf7\x02\n\rPoseEstimator\x12\x45\n\x08\x45stimate\x12\x1b.vantage.v1.EstimateRequest\x1a\x1c.vantage.v1.EstimateResponse\x12O\n\x0e\x45stimateStream\x12\x1b.vantage.v1.EstimateRequest\x1a\x1c.vantage.v1.EstimateResponse(\x01\x30\x01\x12\x46\n\x0cGetModelInfo\x12\x1f.vantage.v1.GetModelInfoRequest\x1a\x15.vantage.v1.ModelInfo\x12?\n\x06Reload\x12\x19.vantage.v1.ReloadRequest\x1a\x1a.vantage.v1.ReloadResponse\x12\x45\n\x08Retrieve\x12\x1b.vantage.v1.RetrieveRequest\x1a\x1c.vantage.v1.RetrieveResponseB\"\n\nvantage.v1B\x0cVantageProtoP\x01\xa2\x02\x03VNTb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,21 +35,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_BOX']._serialized_start=40
   _globals['_BOX']._serialized_end=105
   _globals['_ESTIMATEREQUEST']._serialized_start=108
-  _globals['_ESTIMATEREQUEST']._serialized_end=239
-  _globals['_CATEGORYSCORE']._serialized_start=241
-  _globals['_CATEGORYSCORE']._serialized_end=285
-  _globals['_QUATERNION']._serialized_start=287
-  _globals['_QUATERNION']._serialized_end=343
-  _globals['_VIEWPOINT']._serialized_start=345
-  _globals['_VIEWPOINT']._serialized_end=407
-  _globals['_TIMINGS']._serialized_start=409
-  _globals['_TIMINGS']._serialized_end=517
-  _globals['_ESTIMATERESPONSE']._serialized_start=520
-  _globals['_ESTIMATERESPONSE']._serialized_end=867
-  _globals['_GETMODELINFOREQUEST']._serialized_start=869
-  _globals['_GETMODELINFOREQUEST']._serialized_end=890
-  _globals['_MODELINFO']._serialized_start=893
-  _globals['_MODELINFO']._serialized_end=1061
-  _globals['_POSEESTIMATOR']._serialized_start=1064
-  _globals['_POSEESTIMATOR']._serialized_end=1303
+  _globals['_ESTIMATEREQUEST']._serialized_end=274
+  _globals['_CATEGORYSCORE']._serialized_start=276
+  _globals['_CATEGORYSCORE']._serialized_end=320
+  _globals['_QUATERNION']._serialized_start=322
+  _globals['_QUATERNION']._serialized_end=378
+  _globals['_VIEWPOINT']._serialized_start=380
+  _globals['_VIEWPOINT']._serialized_end=442
+  _globals['_TIMINGS']._serialized_start=444
+  _globals['_TIMINGS']._serialized_end=570
+  _globals['_ESTIMATERESPONSE']._serialized_start=573
+  _globals['_ESTIMATERESPONSE']._serialized_end=1010
+  _globals['_GETMODELINFOREQUEST']._serialized_start=1012
+  _globals['_GETMODELINFOREQUEST']._serialized_end=1033
+  _globals['_MODELINFO']._serialized_start=1036
+  _globals['_MODELINFO']._serialized_end=1275
+  _globals['_RELOADREQUEST']._serialized_start=1277
+  _globals['_RELOADREQUEST']._serialized_end=1309
+  _globals['_RELOADRESPONSE']._serialized_start=1311
+  _globals['_RELOADRESPONSE']._serialized_end=1382
+  _globals['_RETRIEVEREQUEST']._serialized_start=1385
+  _globals['_RETRIEVEREQUEST']._serialized_end=1513
+  _globals['_RETRIEVEDVIEW']._serialized_start=1516
+  _globals['_RETRIEVEDVIEW']._serialized_end=1683
+  _globals['_RETRIEVEDMODEL']._serialized_start=1686
+  _globals['_RETRIEVEDMODEL']._serialized_end=1814
+  _globals['_NEIGHBOURPOSE']._serialized_start=1817
+  _globals['_NEIGHBOURPOSE']._serialized_end=1984
+  _globals['_RETRIEVAL']._serialized_start=1987
+  _globals['_RETRIEVAL']._serialized_end=2195
+  _globals['_RETRIEVERESPONSE']._serialized_start=2198
+  _globals['_RETRIEVERESPONSE']._serialized_end=2326
+  _globals['_VIEWINDEXINFO']._serialized_start=2328
+  _globals['_VIEWINDEXINFO']._serialized_end=2427
+  _globals['_POSEESTIMATOR']._serialized_start=2430
+  _globals['_POSEESTIMATOR']._serialized_end=2805
 # @@protoc_insertion_point(module_scope)

@@ -19,18 +19,22 @@ class Box(_message.Message):
     def __init__(self, x_min: _Optional[float] = ..., y_min: _Optional[float] = ..., x_max: _Optional[float] = ..., y_max: _Optional[float] = ...) -> None: ...
 
 class EstimateRequest(_message.Message):
-    __slots__ = ("image", "box", "category", "request_id", "frame_id")
+    __slots__ = ("image", "box", "category", "request_id", "frame_id", "keep_frame", "top_k")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     BOX_FIELD_NUMBER: _ClassVar[int]
     CATEGORY_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     FRAME_ID_FIELD_NUMBER: _ClassVar[int]
+    KEEP_FRAME_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     box: Box
     category: str
     request_id: str
     frame_id: int
-    def __init__(self, image: _Optional[bytes] = ..., box: _Optional[_Union[Box, _Mapping]] = ..., category: _Optional[str] = ..., request_id: _Optional[str] = ..., frame_id: _Optional[int] = ...) -> None: ...
+    keep_frame: bool
+    top_k: int
+    def __init__(self, image: _Optional[bytes] = ..., box: _Optional[_Union[Box, _Mapping]] = ..., category: _Optional[str] = ..., request_id: _Optional[str] = ..., frame_id: _Optional[int] = ..., keep_frame: _Optional[bool] = ..., top_k: _Optional[int] = ...) -> None: ...
 
 class CategoryScore(_message.Message):
     __slots__ = ("name", "score")
@@ -63,21 +67,23 @@ class Viewpoint(_message.Message):
     def __init__(self, azimuth: _Optional[float] = ..., elevation: _Optional[float] = ..., theta: _Optional[float] = ...) -> None: ...
 
 class Timings(_message.Message):
-    __slots__ = ("decode_ms", "preprocess_ms", "inference_ms", "total_ms", "backend")
+    __slots__ = ("decode_ms", "preprocess_ms", "inference_ms", "total_ms", "backend", "queue_ms")
     DECODE_MS_FIELD_NUMBER: _ClassVar[int]
     PREPROCESS_MS_FIELD_NUMBER: _ClassVar[int]
     INFERENCE_MS_FIELD_NUMBER: _ClassVar[int]
     TOTAL_MS_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_MS_FIELD_NUMBER: _ClassVar[int]
     decode_ms: float
     preprocess_ms: float
     inference_ms: float
     total_ms: float
     backend: str
-    def __init__(self, decode_ms: _Optional[float] = ..., preprocess_ms: _Optional[float] = ..., inference_ms: _Optional[float] = ..., total_ms: _Optional[float] = ..., backend: _Optional[str] = ...) -> None: ...
+    queue_ms: float
+    def __init__(self, decode_ms: _Optional[float] = ..., preprocess_ms: _Optional[float] = ..., inference_ms: _Optional[float] = ..., total_ms: _Optional[float] = ..., backend: _Optional[str] = ..., queue_ms: _Optional[float] = ...) -> None: ...
 
 class EstimateResponse(_message.Message):
-    __slots__ = ("category", "category_scores", "rotation", "axis_angle", "quaternion", "viewpoint", "timings", "request_id", "frame_id", "category_given", "error", "error_code")
+    __slots__ = ("category", "category_scores", "rotation", "axis_angle", "quaternion", "viewpoint", "timings", "request_id", "frame_id", "category_given", "error", "error_code", "dropped", "frames_dropped_before", "retrieval")
     CATEGORY_FIELD_NUMBER: _ClassVar[int]
     CATEGORY_SCORES_FIELD_NUMBER: _ClassVar[int]
     ROTATION_FIELD_NUMBER: _ClassVar[int]
@@ -90,6 +96,9 @@ class EstimateResponse(_message.Message):
     CATEGORY_GIVEN_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_DROPPED_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    RETRIEVAL_FIELD_NUMBER: _ClassVar[int]
     category: str
     category_scores: _containers.RepeatedCompositeFieldContainer[CategoryScore]
     rotation: _containers.RepeatedScalarFieldContainer[float]
@@ -102,14 +111,17 @@ class EstimateResponse(_message.Message):
     category_given: bool
     error: str
     error_code: int
-    def __init__(self, category: _Optional[str] = ..., category_scores: _Optional[_Iterable[_Union[CategoryScore, _Mapping]]] = ..., rotation: _Optional[_Iterable[float]] = ..., axis_angle: _Optional[_Iterable[float]] = ..., quaternion: _Optional[_Union[Quaternion, _Mapping]] = ..., viewpoint: _Optional[_Union[Viewpoint, _Mapping]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., request_id: _Optional[str] = ..., frame_id: _Optional[int] = ..., category_given: _Optional[bool] = ..., error: _Optional[str] = ..., error_code: _Optional[int] = ...) -> None: ...
+    dropped: bool
+    frames_dropped_before: int
+    retrieval: Retrieval
+    def __init__(self, category: _Optional[str] = ..., category_scores: _Optional[_Iterable[_Union[CategoryScore, _Mapping]]] = ..., rotation: _Optional[_Iterable[float]] = ..., axis_angle: _Optional[_Iterable[float]] = ..., quaternion: _Optional[_Union[Quaternion, _Mapping]] = ..., viewpoint: _Optional[_Union[Viewpoint, _Mapping]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., request_id: _Optional[str] = ..., frame_id: _Optional[int] = ..., category_given: _Optional[bool] = ..., error: _Optional[str] = ..., error_code: _Optional[int] = ..., dropped: _Optional[bool] = ..., frames_dropped_before: _Optional[int] = ..., retrieval: _Optional[_Union[Retrieval, _Mapping]] = ...) -> None: ...
 
 class GetModelInfoRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "model_version", "categories", "input_size", "fusion", "backend", "metadata_json", "server_version")
+    __slots__ = ("name", "model_version", "categories", "input_size", "fusion", "backend", "metadata_json", "server_version", "bundle_version", "view_index")
     NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     CATEGORIES_FIELD_NUMBER: _ClassVar[int]
@@ -118,6 +130,8 @@ class ModelInfo(_message.Message):
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     METADATA_JSON_FIELD_NUMBER: _ClassVar[int]
     SERVER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    BUNDLE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    VIEW_INDEX_FIELD_NUMBER: _ClassVar[int]
     name: str
     model_version: str
     categories: _containers.RepeatedScalarFieldContainer[str]
@@ -126,4 +140,120 @@ class ModelInfo(_message.Message):
     backend: str
     metadata_json: str
     server_version: str
-    def __init__(self, name: _Optional[str] = ..., model_version: _Optional[str] = ..., categories: _Optional[_Iterable[str]] = ..., input_size: _Optional[int] = ..., fusion: _Optional[str] = ..., backend: _Optional[str] = ..., metadata_json: _Optional[str] = ..., server_version: _Optional[str] = ...) -> None: ...
+    bundle_version: str
+    view_index: ViewIndexInfo
+    def __init__(self, name: _Optional[str] = ..., model_version: _Optional[str] = ..., categories: _Optional[_Iterable[str]] = ..., input_size: _Optional[int] = ..., fusion: _Optional[str] = ..., backend: _Optional[str] = ..., metadata_json: _Optional[str] = ..., server_version: _Optional[str] = ..., bundle_version: _Optional[str] = ..., view_index: _Optional[_Union[ViewIndexInfo, _Mapping]] = ...) -> None: ...
+
+class ReloadRequest(_message.Message):
+    __slots__ = ("version",)
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    def __init__(self, version: _Optional[str] = ...) -> None: ...
+
+class ReloadResponse(_message.Message):
+    __slots__ = ("model", "changed")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    model: ModelInfo
+    changed: bool
+    def __init__(self, model: _Optional[_Union[ModelInfo, _Mapping]] = ..., changed: _Optional[bool] = ...) -> None: ...
+
+class RetrieveRequest(_message.Message):
+    __slots__ = ("image", "box", "category", "top_k", "request_id")
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    BOX_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    image: bytes
+    box: Box
+    category: str
+    top_k: int
+    request_id: str
+    def __init__(self, image: _Optional[bytes] = ..., box: _Optional[_Union[Box, _Mapping]] = ..., category: _Optional[str] = ..., top_k: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class RetrievedView(_message.Message):
+    __slots__ = ("view_id", "model_id", "category", "viewpoint", "rotation", "similarity", "thumbnail")
+    VIEW_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    VIEWPOINT_FIELD_NUMBER: _ClassVar[int]
+    ROTATION_FIELD_NUMBER: _ClassVar[int]
+    SIMILARITY_FIELD_NUMBER: _ClassVar[int]
+    THUMBNAIL_FIELD_NUMBER: _ClassVar[int]
+    view_id: int
+    model_id: str
+    category: str
+    viewpoint: Viewpoint
+    rotation: _containers.RepeatedScalarFieldContainer[float]
+    similarity: float
+    thumbnail: str
+    def __init__(self, view_id: _Optional[int] = ..., model_id: _Optional[str] = ..., category: _Optional[str] = ..., viewpoint: _Optional[_Union[Viewpoint, _Mapping]] = ..., rotation: _Optional[_Iterable[float]] = ..., similarity: _Optional[float] = ..., thumbnail: _Optional[str] = ...) -> None: ...
+
+class RetrievedModel(_message.Message):
+    __slots__ = ("model_id", "category", "score", "best_view", "views")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    BEST_VIEW_FIELD_NUMBER: _ClassVar[int]
+    VIEWS_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    category: str
+    score: float
+    best_view: RetrievedView
+    views: int
+    def __init__(self, model_id: _Optional[str] = ..., category: _Optional[str] = ..., score: _Optional[float] = ..., best_view: _Optional[_Union[RetrievedView, _Mapping]] = ..., views: _Optional[int] = ...) -> None: ...
+
+class NeighbourPose(_message.Message):
+    __slots__ = ("rotation", "viewpoint", "quaternion", "support", "count", "method")
+    ROTATION_FIELD_NUMBER: _ClassVar[int]
+    VIEWPOINT_FIELD_NUMBER: _ClassVar[int]
+    QUATERNION_FIELD_NUMBER: _ClassVar[int]
+    SUPPORT_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    rotation: _containers.RepeatedScalarFieldContainer[float]
+    viewpoint: Viewpoint
+    quaternion: Quaternion
+    support: float
+    count: int
+    method: str
+    def __init__(self, rotation: _Optional[_Iterable[float]] = ..., viewpoint: _Optional[_Union[Viewpoint, _Mapping]] = ..., quaternion: _Optional[_Union[Quaternion, _Mapping]] = ..., support: _Optional[float] = ..., count: _Optional[int] = ..., method: _Optional[str] = ...) -> None: ...
+
+class Retrieval(_message.Message):
+    __slots__ = ("views", "models", "knn_pose", "fused_pose", "search_ms")
+    VIEWS_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    KNN_POSE_FIELD_NUMBER: _ClassVar[int]
+    FUSED_POSE_FIELD_NUMBER: _ClassVar[int]
+    SEARCH_MS_FIELD_NUMBER: _ClassVar[int]
+    views: _containers.RepeatedCompositeFieldContainer[RetrievedView]
+    models: _containers.RepeatedCompositeFieldContainer[RetrievedModel]
+    knn_pose: NeighbourPose
+    fused_pose: NeighbourPose
+    search_ms: float
+    def __init__(self, views: _Optional[_Iterable[_Union[RetrievedView, _Mapping]]] = ..., models: _Optional[_Iterable[_Union[RetrievedModel, _Mapping]]] = ..., knn_pose: _Optional[_Union[NeighbourPose, _Mapping]] = ..., fused_pose: _Optional[_Union[NeighbourPose, _Mapping]] = ..., search_ms: _Optional[float] = ...) -> None: ...
+
+class RetrieveResponse(_message.Message):
+    __slots__ = ("retrieval", "estimate", "request_id")
+    RETRIEVAL_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    retrieval: Retrieval
+    estimate: EstimateResponse
+    request_id: str
+    def __init__(self, retrieval: _Optional[_Union[Retrieval, _Mapping]] = ..., estimate: _Optional[_Union[EstimateResponse, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class ViewIndexInfo(_message.Message):
+    __slots__ = ("views", "models", "categories", "descriptor", "dim")
+    VIEWS_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    CATEGORIES_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTOR_FIELD_NUMBER: _ClassVar[int]
+    DIM_FIELD_NUMBER: _ClassVar[int]
+    views: int
+    models: int
+    categories: _containers.RepeatedScalarFieldContainer[str]
+    descriptor: str
+    dim: int
+    def __init__(self, views: _Optional[int] = ..., models: _Optional[int] = ..., categories: _Optional[_Iterable[str]] = ..., descriptor: _Optional[str] = ..., dim: _Optional[int] = ...) -> None: ...

@@ -33,6 +33,16 @@ class PoseEstimatorStub:
     report NOT_SERVING until the model has been loaded and warmed up by one inference,
     SERVING afterwards, and NOT_SERVING again while the server shuts down.
     Server reflection (grpc.reflection.v1alpha.ServerReflection) is enabled.
+
+    Authentication: a server started with a token requires the metadata
+    "authorization: Bearer <token>" on every call of this service and of reflection
+    (UNAUTHENTICATED without it or with another token); the health service is exempt so
+    that load balancers and Kubernetes probes, which cannot send tokens, can reach it.
+    Transport security (TLS, optionally client certificates) is a server setting.
+
+    Load: requests are queued for batched inference; when the queue is full the server
+    answers RESOURCE_EXHAUSTED at once (retry later, with backoff). A request whose
+    deadline passes while it waits is not run and gets DEADLINE_EXCEEDED.
     """
 
     def __init__(self, channel):
@@ -56,6 +66,16 @@ class PoseEstimatorStub:
                 request_serializer=vantage_dot_v1_dot_vantage__pb2.GetModelInfoRequest.SerializeToString,
                 response_deserializer=vantage_dot_v1_dot_vantage__pb2.ModelInfo.FromString,
                 _registered_method=True)
+        self.Reload = channel.unary_unary(
+                '/vantage.v1.PoseEstimator/Reload',
+                request_serializer=vantage_dot_v1_dot_vantage__pb2.ReloadRequest.SerializeToString,
+                response_deserializer=vantage_dot_v1_dot_vantage__pb2.ReloadResponse.FromString,
+                _registered_method=True)
+        self.Retrieve = channel.unary_unary(
+                '/vantage.v1.PoseEstimator/Retrieve',
+                request_serializer=vantage_dot_v1_dot_vantage__pb2.RetrieveRequest.SerializeToString,
+                response_deserializer=vantage_dot_v1_dot_vantage__pb2.RetrieveResponse.FromString,
+                _registered_method=True)
 
 
 class PoseEstimatorServicer:
@@ -66,6 +86,16 @@ class PoseEstimatorServicer:
     report NOT_SERVING until the model has been loaded and warmed up by one inference,
     SERVING afterwards, and NOT_SERVING again while the server shuts down.
     Server reflection (grpc.reflection.v1alpha.ServerReflection) is enabled.
+
+    Authentication: a server started with a token requires the metadata
+    "authorization: Bearer <token>" on every call of this service and of reflection
+    (UNAUTHENTICATED without it or with another token); the health service is exempt so
+    that load balancers and Kubernetes probes, which cannot send tokens, can reach it.
+    Transport security (TLS, optionally client certificates) is a server setting.
+
+    Load: requests are queued for batched inference; when the queue is full the server
+    answers RESOURCE_EXHAUSTED at once (retry later, with backoff). A request whose
+    deadline passes while it waits is not run and gets DEADLINE_EXCEEDED.
     """
 
     def Estimate(self, request, context):
@@ -73,8 +103,10 @@ class PoseEstimatorServicer:
         INVALID_ARGUMENT (empty image, bytes that are not a JPEG/PNG image, an image with
         too many pixels, a box that is non-finite, of zero or negative area or outside the
         image, an unknown category name) with a message that says what was wrong;
-        INTERNAL for unexpected server failures. The error fields of EstimateResponse are
-        never set by this method.
+        INTERNAL for unexpected server failures; RESOURCE_EXHAUSTED when the server's queue
+        is full; DEADLINE_EXCEEDED when the deadline passed before the model could run;
+        UNAUTHENTICATED without the server's token. The error and drop fields of
+        EstimateResponse are never set by this method.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -83,8 +115,14 @@ class PoseEstimatorServicer:
     def EstimateStream(self, request_iterator, context):
         """For cameras: a bidirectional stream of frames. The server answers every request
         with exactly one response, in the order of the requests, echoing request_id and
-        frame_id. Frames are processed one at a time per stream; a client producing frames
-        faster than the server answers should drop frames on its side.
+        frame_id. Frames are processed one at a time per stream.
+
+        Stale frames are dropped: when the client sends frames faster than the server
+        answers, a frame that is still waiting when a newer frame of the same stream has
+        arrived is not processed (unless its keep_frame is set). It is still answered, in
+        order, with `dropped` = true and no estimate; the next processed frame's response
+        counts the frames dropped since the previous processed one in
+        `frames_dropped_before`. The newest frame is always processed.
 
         A frame that cannot be processed does NOT end the stream (a gRPC status would end
         it): its response carries `error` and `error_code` and no estimate, and the next
@@ -97,6 +135,32 @@ class PoseEstimatorServicer:
 
     def GetModelInfo(self, request, context):
         """Describes the model being served.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Reload(self, request, context):
+        """Loads a model version and swaps it in atomically: requests already accepted finish
+        on the model they started with, later ones use the new one. Enabled only on servers
+        with an auth token (PERMISSION_DENIED otherwise) and only for versions inside the
+        server's model folder (INVALID_ARGUMENT for a name that is not a version folder there;
+        FAILED_PRECONDITION when the server serves a fixed model object). A version that
+        fails to load or warm up leaves the current model serving and answers
+        FAILED_PRECONDITION with the reason. A named version (a rollback) stays served, and
+        the server's polling for newer versions pauses, until a Reload without a version.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Retrieve(self, request, context):
+        """Image-graphics search: the rendered views of known 3D models (the server's view
+        index, BUNDLE/index, built by `vantage index`) nearest to the object in the image,
+        the models they show, and the pose estimated from them. Errors: INVALID_ARGUMENT
+        as for Estimate (bad image, box or category name, top_k above 100);
+        FAILED_PRECONDITION when the server has no view index; NOT_FOUND when the category
+        is one the model knows but the index holds no views of.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -120,6 +184,16 @@ def add_PoseEstimatorServicer_to_server(servicer, server):
                     request_deserializer=vantage_dot_v1_dot_vantage__pb2.GetModelInfoRequest.FromString,
                     response_serializer=vantage_dot_v1_dot_vantage__pb2.ModelInfo.SerializeToString,
             ),
+            'Reload': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reload,
+                    request_deserializer=vantage_dot_v1_dot_vantage__pb2.ReloadRequest.FromString,
+                    response_serializer=vantage_dot_v1_dot_vantage__pb2.ReloadResponse.SerializeToString,
+            ),
+            'Retrieve': grpc.unary_unary_rpc_method_handler(
+                    servicer.Retrieve,
+                    request_deserializer=vantage_dot_v1_dot_vantage__pb2.RetrieveRequest.FromString,
+                    response_serializer=vantage_dot_v1_dot_vantage__pb2.RetrieveResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'vantage.v1.PoseEstimator', rpc_method_handlers)
@@ -136,6 +210,16 @@ class PoseEstimator:
     report NOT_SERVING until the model has been loaded and warmed up by one inference,
     SERVING afterwards, and NOT_SERVING again while the server shuts down.
     Server reflection (grpc.reflection.v1alpha.ServerReflection) is enabled.
+
+    Authentication: a server started with a token requires the metadata
+    "authorization: Bearer <token>" on every call of this service and of reflection
+    (UNAUTHENTICATED without it or with another token); the health service is exempt so
+    that load balancers and Kubernetes probes, which cannot send tokens, can reach it.
+    Transport security (TLS, optionally client certificates) is a server setting.
+
+    Load: requests are queued for batched inference; when the queue is full the server
+    answers RESOURCE_EXHAUSTED at once (retry later, with backoff). A request whose
+    deadline passes while it waits is not run and gets DEADLINE_EXCEEDED.
     """
 
     @staticmethod
@@ -209,6 +293,60 @@ class PoseEstimator:
             '/vantage.v1.PoseEstimator/GetModelInfo',
             vantage_dot_v1_dot_vantage__pb2.GetModelInfoRequest.SerializeToString,
             vantage_dot_v1_dot_vantage__pb2.ModelInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Reload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vantage.v1.PoseEstimator/Reload',
+            vantage_dot_v1_dot_vantage__pb2.ReloadRequest.SerializeToString,
+            vantage_dot_v1_dot_vantage__pb2.ReloadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Retrieve(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vantage.v1.PoseEstimator/Retrieve',
+            vantage_dot_v1_dot_vantage__pb2.RetrieveRequest.SerializeToString,
+            vantage_dot_v1_dot_vantage__pb2.RetrieveResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,471 @@
+"""`vantage bench`: throughput and latency of a Vantage server, in the spirit of Triton's perf_analyzer.
+
+    vantage bench --model BUNDLE                             # starts its own servers: batching on, then off
+    vantage bench --server HOST:PORT --model BUNDLE          # a running server (the bundle for the in-process line)
+    vantage bench --model BUNDLE --quick                     # concurrency 1, 4, 16 for half a second each
+
+For each batching setting, mode (unary `Estimate`, or `EstimateStream` in lock step:
+each client sends its next frame when the previous answer arrived, so nothing is
+dropped) and concurrency C, C client threads (one channel each) send requests back to
+back over the inputs for `seconds` after two warm-up requests each; a request counts
+when it completes inside the window. Started servers are separate processes
+(`python -m vantage serve`), so the clients do not share the server's interpreter.
+The in-process line runs the same model on the same inputs with `Predictor.predict_bytes`
+(decode, crop, inference), one at a time, while no load runs.
+
+Writes `bench.json` (settings, inputs, rows, ratios), `bench.csv` (rows) and, when
+matplotlib is installed, `bench.png` (p50 and p99 latency against throughput), and
+prints the ratios the issue asks for: gRPC p50 over in-process at concurrency 1
+(target ≤ 1.2) and unary throughput with batching over without at concurrency 16
+(target ≥ 1.5 on a CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import grpc
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+MODES: tuple[str, ...] = ("unary", "stream")
+WARMUP_REQUESTS = 2
+TARGET_OVERHEAD = 1.2
+TARGET_BATCHING_SPEEDUP = 1.5
+QUICK = {"concurrency": (1, 4, 16), "seconds": 0.5, "count": 8}
+_SERVING_LINE = re.compile(r"serving model .* on \S*:(\d+)")
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """What to measure; `vantage bench` flags are these names with dashes."""
+
+    model: str = ""  # bundle: servers started by the bench, and the in-process reference
+    server: str = ""  # HOST:PORT of a running server instead of started ones
+    images: str = ""  # folder of JPEG/PNG inputs; default: renders of the built-in shapes, else synthetic
+    count: int = 16  # inputs
+    concurrency: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
+    seconds: float = 3.0  # measurement window per level
+    modes: tuple[str, ...] = MODES
+    backend: str = "auto"  # started servers and the in-process reference
+    intra_op_threads: int = 0
+    max_batch_size: int = 8  # "batching on"; "off" is 1
+    batch_delay_ms: float = 2.0
+    token_file: str = ""  # bearer token of a running server
+    tls_ca: str = ""  # CA of a running TLS server
+    out: str = "runs/bench"
+
+
+@dataclass
+class Row:
+    """One measured level."""
+
+    mode: str
+    batching: str
+    concurrency: int
+    requests: int
+    errors: int
+    seconds: float
+    throughput_rps: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
+
+
+def summarise(mode: str, batching: str, concurrency: int, latencies_s: Sequence[float], errors: int, seconds: float) -> Row:
+    """A Row from completed requests' latencies (seconds) over a window of `seconds`."""
+    ms = np.asarray(latencies_s, np.float64) * 1e3
+    p50, p90, p99 = np.percentile(ms, [50, 90, 99]) if len(ms) else (float("nan"),) * 3
+    return Row(
+        mode, batching, concurrency, len(ms), errors, round(seconds, 3), round(len(ms) / seconds, 2) if seconds else 0.0,
+        round(float(p50), 3), round(float(p90), 3), round(float(p99), 3), round(float(ms.mean()), 3) if len(ms) else float("nan"),
+    )
+
+
+# -- load generation -------------------------------------------------------------------
+
+
+class _Window:
+    """The measurement window shared by a level's client threads: opens after everyone warmed up."""
+
+    def __init__(self, clients: int, seconds: float) -> None:
+        self.barrier = threading.Barrier(clients + 1)
+        self.opened = threading.Event()
+        self.seconds = seconds
+        self.end = 0.0
+
+    def open(self) -> float:
+        self.barrier.wait()
+        start = time.perf_counter()
+        self.end = start + self.seconds
+        self.opened.set()
+        return start
+
+    def join(self) -> None:
+        """Client side: wait until the window opens."""
+        self.barrier.wait()
+        self.opened.wait()
+
+
+def _unary_client(client, inputs, offset: int, window: _Window, latencies: list[float], errors: list[int]) -> None:
+    from vantage.serve.protocol import make_request  # noqa: PLC0415
+
+    requests = [make_request(x.image, x.box) for x in inputs]
+    i = offset
+    for _ in range(WARMUP_REQUESTS):
+        client.stub.Estimate(requests[i % len(requests)], timeout=60, metadata=client.metadata)
+    window.join()
+    while time.perf_counter() < window.end:
+        t0 = time.perf_counter()
+        try:
+            client.stub.Estimate(requests[i % len(requests)], timeout=60, metadata=client.metadata)
+        except grpc.RpcError:
+            errors[0] += 1
+            continue
+        finally:
+            i += 1
+        t1 = time.perf_counter()
+        if t1 <= window.end:
+            latencies.append(t1 - t0)
+
+
+def _stream_client(client, inputs, offset: int, window: _Window, latencies: list[float], errors: list[int]) -> None:
+    from vantage.serve.protocol import make_request  # noqa: PLC0415
+
+    answered = threading.Semaphore(0)
+    stop = threading.Event()
+    sent_at = [0.0]
+
+    def frames():
+        i = 0
+        while not stop.is_set():
+            x = inputs[(offset + i) % len(inputs)]
+            sent_at[0] = time.perf_counter()
+            yield make_request(x.image, x.box, frame_id=i)
+            i += 1
+            answered.acquire()
+
+    seen = 0
+    for response in client.stream(frames(), timeout=window.seconds + 120):
+        now = time.perf_counter()
+        seen += 1
+        if seen == WARMUP_REQUESTS:
+            window.join()
+        elif seen > WARMUP_REQUESTS:
+            if now >= window.end:
+                stop.set()
+            elif response.error_code or response.dropped:
+                errors[0] += 1
+            else:
+                latencies.append(now - sent_at[0])
+        answered.release()
+
+
+def run_level(
+    target: str, client_options: dict[str, Any], inputs: Sequence, mode: str, concurrency: int, seconds: float
+) -> tuple[list[float], int, float]:
+    """Latencies (s) of requests completed in the window, the error count and the window length."""
+    from vantage.serve.client import PoseClient  # noqa: PLC0415
+
+    worker: Callable = _unary_client if mode == "unary" else _stream_client
+    window = _Window(concurrency, seconds)
+    latencies: list[list[float]] = [[] for _ in range(concurrency)]
+    errors = [[0] for _ in range(concurrency)]
+    failures: list[BaseException] = []
+    clients = [PoseClient(target, timeout=60, **client_options) for _ in range(concurrency)]
+
+    def run(k: int) -> None:
+        try:
+            worker(clients[k], inputs, k * 7, window, latencies[k], errors[k])
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            failures.append(exc)
+            window.barrier.abort()
+
+    threads = [threading.Thread(target=run, args=(k,), daemon=True) for k in range(concurrency)]
+    for t in threads:
+        t.start()
+    try:
+        start = window.open()
+    except threading.BrokenBarrierError:
+        start = time.perf_counter()
+    for t in threads:
+        t.join(seconds + 120)
+    for c in clients:
+        c.close()
+    if failures:
+        raise RuntimeError(f"{mode} client failed at concurrency {concurrency}: {failures[0]!r}") from failures[0]
+    return [x for lat in latencies for x in lat], sum(e[0] for e in errors), min(seconds, time.perf_counter() - start)
+
+
+def paired_rows(
+    target: str, client_options: dict[str, Any], settings: BenchSettings, inputs: Sequence, batching: str, repeats: int = 5
+) -> tuple[Row, Row]:
+    """In-process and gRPC latency of the same requests, alternating pass by pass (no other load).
+
+    A pass of `Predictor.predict_bytes` (decode, crop, inference) over the inputs on the
+    same model and backend, then a pass of the same inputs through the server, and so
+    on: alternating makes both see the same machine load, which on a shared machine
+    drifts more than the overhead measured.
+    """
+    from vantage.serve.client import PoseClient  # noqa: PLC0415
+    from vantage.serve.engine import Predictor  # noqa: PLC0415 (ONNX Runtime only when measuring)
+
+    predictor = Predictor(settings.model, settings.backend, settings.intra_op_threads)
+    local: list[float] = []
+    remote: list[float] = []
+    with PoseClient(target, timeout=60, **client_options) as client:
+        for rep in range(repeats + 1):  # the first round warms both up
+            for run, latencies in ((predictor.predict_bytes, local), (client.estimate, remote)):
+                for x in inputs:
+                    t0 = time.perf_counter()
+                    run(x.image, x.box)
+                    if rep:
+                        latencies.append(time.perf_counter() - t0)
+    return (summarise("in-process", "-", 1, local, 0, sum(local)),
+            summarise("unary-paired", batching, 1, remote, 0, sum(remote)))
+
+
+# -- servers -------------------------------------------------------------------------------
+
+
+class ServerProcess:
+    """`python -m vantage serve` on a free loopback port, its log in `log_path`."""
+
+    def __init__(self, model: str, flags: Sequence[str], log_path: Path, timeout: float = 120.0) -> None:
+        cmd = [sys.executable, "-m", "vantage", "serve", "--model", model, "--port", "0", *flags]
+        self.log_path = log_path
+        with open(log_path, "w") as log_file:
+            self.proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT,
+                                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        deadline = time.monotonic() + timeout
+        while not (match := _SERVING_LINE.search(log_path.read_text())):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the server did not start; its log:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.05)
+        self.target = f"127.0.0.1:{match.group(1)}"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _client_options(settings: BenchSettings) -> dict[str, Any]:
+    from vantage.serve.security import read_token  # noqa: PLC0415
+
+    options: dict[str, Any] = {}
+    if settings.token_file:
+        options["token"] = read_token(settings.token_file)
+    if settings.tls_ca:
+        options["tls_ca"] = settings.tls_ca
+    return options
+
+
+def _measure_server(
+    target: str, client_options: dict[str, Any], settings: BenchSettings, inputs: Sequence, batching: str
+) -> tuple[list[Row], str, tuple[Row, Row] | None]:
+    """Every mode and concurrency against one server; also the backend it reports and, when the
+    bundle is given and batching is on (or the server's own), the paired in-process comparison."""
+    from vantage.serve.client import PoseClient  # noqa: PLC0415
+
+    with PoseClient(target, timeout=30, **client_options) as client:
+        client.wait_ready(timeout=120)
+        backend = client.model_info().backend
+    paired = None
+    if settings.model and batching in ("on", "server"):
+        paired = paired_rows(target, client_options, settings, inputs, batching)
+        for row in paired:
+            print(_format_row(row), flush=True)
+    rows = []
+    for mode in settings.modes:
+        for c in settings.concurrency:
+            latencies, errors, seconds = run_level(target, client_options, inputs, mode, c, settings.seconds)
+            row = summarise(mode, batching, c, latencies, errors, seconds)
+            print(_format_row(row), flush=True)
+            rows.append(row)
+    return rows, backend, paired
+
+
+# -- report ------------------------------------------------------------------------------------
+
+
+def _format_row(row: Row) -> str:
+    return (f"{row.mode:>10} {row.batching:>8} c={row.concurrency:<3} {row.throughput_rps:9.1f} req/s  "
+            f"p50 {row.p50_ms:7.2f}  p90 {row.p90_ms:7.2f}  p99 {row.p99_ms:7.2f} ms  errors {row.errors}")
+
+
+def ratios(rows: Sequence[Row], paired: tuple[Row, Row] | None) -> dict[str, float | None]:
+    """gRPC p50 over in-process at concurrency 1 (paired); throughput with batching over without at 16 (unary)."""
+    unary = {(r.batching, r.concurrency): r for r in rows if r.mode == "unary"}
+    on, off = unary.get(("on", 16)), unary.get(("off", 16))
+    return {
+        "grpc_p50_over_in_process_c1": round(paired[1].p50_ms / paired[0].p50_ms, 3) if paired else None,
+        "batching_throughput_speedup_c16": round(on.throughput_rps / off.throughput_rps, 3)
+        if on and off and off.throughput_rps else None,
+    }
+
+
+def _plot(rows: Sequence[Row], in_process: Row | None, path: Path) -> bool:
+    """Latency against throughput per mode and batching setting, the in-process p50 as a line."""
+    try:
+        import matplotlib  # noqa: PLC0415
+        import matplotlib.ticker  # noqa: PLC0415
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt  # noqa: PLC0415
+    except ImportError:
+        log.info("matplotlib is not installed: no plot")
+        return False
+    fig, ax = plt.subplots(figsize=(8, 5))
+    series = sorted({(r.mode, r.batching) for r in rows})
+    for i, (mode, batching) in enumerate(series):
+        pts = sorted((r for r in rows if (r.mode, r.batching) == (mode, batching)), key=lambda r: r.concurrency)
+        colour = f"C{i}"
+        x = [r.throughput_rps for r in pts]
+        ax.plot(x, [r.p50_ms for r in pts], "o-", color=colour, label=f"{mode}, batching {batching}: p50")
+        ax.plot(x, [r.p99_ms for r in pts], ":", color=colour, alpha=0.6, label=f"{mode}, batching {batching}: p99")
+        for r in pts:
+            ax.annotate(str(r.concurrency), (r.throughput_rps, r.p50_ms), fontsize=7, xytext=(3, 3),
+                        textcoords="offset points")
+    if in_process is not None:
+        ax.axhline(in_process.p50_ms, color="k", ls="--", lw=1, label="in-process p50 (batch 1)")
+    ax.set_xlabel("throughput (requests/s)")
+    ax.set_ylabel("latency (ms)")
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.set_title("Vantage server: latency against throughput (labels: concurrency)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def write_report(out: Path, report: dict[str, Any], rows: Sequence[Row], paired: tuple[Row, Row] | None) -> list[Path]:
+    """bench.json, bench.csv and (with matplotlib) bench.png in `out`; returns the paths written."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / "bench.json", out / "bench.csv"]
+    paths[0].write_text(json.dumps(report, indent=2) + "\n")
+    with open(paths[1], "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=[f.name for f in fields(Row)])
+        writer.writeheader()
+        writer.writerows(asdict(r) for r in [*rows, *(paired or ())])
+    if _plot(rows, paired[0] if paired else None, out / "bench.png"):
+        paths.append(out / "bench.png")
+    return paths
+
+
+def run_bench(settings: BenchSettings) -> dict[str, Any]:
+    """Measure as `settings` say, write the report files, print the table and ratios; returns the report."""
+    from vantage.serve.bench_images import bench_inputs  # noqa: PLC0415
+
+    if not settings.model and not settings.server:
+        raise ValueError("give --model BUNDLE (servers started here) and/or --server HOST:PORT")
+    unknown = set(settings.modes) - set(MODES)
+    if unknown:
+        raise ValueError(f"unknown modes {sorted(unknown)}; expected {', '.join(MODES)}")
+    out = Path(settings.out)
+    out.mkdir(parents=True, exist_ok=True)
+    inputs, source = bench_inputs(settings.images or None, settings.count)
+    print(f"{len(inputs)} {source} inputs; concurrency {list(settings.concurrency)}, {settings.seconds:g} s per level",
+          flush=True)
+    rows: list[Row] = []
+    backends: dict[str, str] = {}
+    paired: tuple[Row, Row] | None = None
+    if settings.server:
+        rows, backends["server"], paired = _measure_server(
+            settings.server, _client_options(settings), settings, inputs, "server"
+        )
+    else:
+        common = ["--backend", settings.backend, "--intra-op-threads", str(settings.intra_op_threads),
+                  "--batch-delay-ms", str(settings.batch_delay_ms)]
+        for batching, size in (("on", settings.max_batch_size), ("off", 1)):
+            flags = [*common, "--max-batch-size", str(size)]
+            server = ServerProcess(settings.model, flags, out / f"server-batching-{batching}.log")
+            try:
+                measured, backends[batching], pair = _measure_server(server.target, {}, settings, inputs, batching)
+            finally:
+                server.stop()
+            rows += measured
+            paired = paired or pair
+    report = {
+        "settings": asdict(settings),
+        "inputs": {"source": source, "count": len(inputs)},
+        "backends": backends,
+        "cpu_count": os.cpu_count(),
+        "rows": [asdict(r) for r in rows],
+        "paired_c1": [asdict(r) for r in paired] if paired else None,
+        "ratios": ratios(rows, paired),
+    }
+    paths = write_report(out, report, rows, paired)
+    r = report["ratios"]
+    for name, value, target, better in (
+        ("gRPC p50 / in-process p50 at concurrency 1", r["grpc_p50_over_in_process_c1"], TARGET_OVERHEAD, "≤"),
+        ("throughput batching on / off at concurrency 16", r["batching_throughput_speedup_c16"], TARGET_BATCHING_SPEEDUP, "≥"),
+    ):
+        print(f"{name}: {'n/a' if value is None else f'{value:.2f}x'} (target {better} {target}x)")
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return report
+
+
+# -- command line ------------------------------------------------------------------------------
+
+
+def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    """`vantage bench` flags: the BenchSettings fields, plus --quick."""
+    d = BenchSettings()
+    add = parser.add_argument
+    add("--model", help="bundle folder: the bench starts servers of it (batching on, then off) and runs it in-process")
+    add("--server", help="HOST:PORT of a running server to measure instead")
+    add("--images", help="folder of JPEG/PNG inputs (default: renders of the built-in shapes, else synthetic)")
+    add("--count", type=int, help=f"number of inputs (default {d.count})")
+    add("--concurrency", type=int, nargs="+", help=f"client counts (default {' '.join(map(str, d.concurrency))})")
+    add("--seconds", type=float, help=f"measurement window per level (default {d.seconds})")
+    add("--modes", nargs="+", choices=MODES, help="unary and/or stream (default both)")
+    add("--backend", help=f"backend of started servers and the in-process run (default {d.backend})")
+    add("--intra-op-threads", type=int, help="ONNX Runtime threads (default 0 = one per core)")
+    add("--max-batch-size", type=int, help=f"batch size with batching on (default {d.max_batch_size})")
+    add("--batch-delay-ms", type=float, help=f"batching delay (default {d.batch_delay_ms})")
+    add("--token-file", help="bearer token file of a running server")
+    add("--tls-ca", help="CA certificate of a running TLS server")
+    add("--out", help=f"output folder (default {d.out})")
+    add("--quick", action="store_true", help="concurrency 1 4 16, 0.5 s each, 8 inputs (CI)")
+
+
+def settings_from_args(args: argparse.Namespace) -> BenchSettings:
+    """Defaults, then --quick's, then the flags given."""
+    values: dict[str, Any] = dict(QUICK) if args.quick else {}
+    for f in fields(BenchSettings):
+        value = getattr(args, f.name)
+        if value is not None:
+            values[f.name] = tuple(value) if isinstance(value, list) else value
+    return BenchSettings(**values)
+
+
+def bench_from_args(args: argparse.Namespace) -> int:
+    try:
+        run_bench(settings_from_args(args))
+    except ValueError as exc:
+        print(f"vantage bench: {exc}", file=sys.stderr)
+        return 2
+    return 0
