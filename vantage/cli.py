@@ -45,7 +45,7 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-# Renders used by `vantage export`: int8 calibration (more views gave steadier int8
+# Renders used by `vantage export` and `vantage bench-export`: int8 calibration (more views gave steadier int8
 # accuracy: 100 → +1.9°, 200 → +0.3° MedErr on the quickstart model) and evaluation.
 CALIBRATION_VIEWS = 200
 EVALUATION_VIEWS = 500
@@ -124,7 +124,8 @@ def _export_variants(args: argparse.Namespace, out: Path) -> int:
 def _bench_export(args: argparse.Namespace) -> int:
     from vantage.export.bench import format_table, run_bench
 
-    result = run_bench(args.model, checkpoint=args.checkpoint, data=args.data, repeats=args.repeats)
+    result = run_bench(args.model, checkpoint=args.checkpoint, data=args.data, repeats=args.repeats,
+                       limit=EVALUATION_VIEWS)
     print(format_table(result))
     path = Path(args.json) if args.json else Path(args.model) / "bench.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
@@ -136,12 +137,11 @@ def _serve(args: argparse.Namespace) -> int:
     from vantage.serve.config import config_from_args
     from vantage.serve.server import serve
 
-    try:
-        config = config_from_args(args)
+    try:  # bad settings, files or paths: a message, not a traceback
+        serve(config_from_args(args))
     except ValueError as exc:
         print(f"vantage serve: {exc}", file=sys.stderr)
         return 2
-    serve(config)
     return 0
 
 
