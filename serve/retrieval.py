@@ -18,6 +18,12 @@ Index folder (``BUNDLE/index`` by default, built by ``vantage index``)::
                      rotation (9 floats, row-major, POSE.md), background, thumbnail
     projection.npz   PCA mean and components (descriptor kind "pca" only)
     thumbs/          small JPEG crops of the views (paths in views.jsonl, relative to the folder)
+    wireframes.npz   optional: each model's wireframe (vantage.train.wireframes), packed as
+                     model_ids (M,) str, counts (M,) int32 segments per model and segments
+                     (sum of counts, 2, 3) float32, in the object frame of POSE.md after the
+                     renderer's normalisation (radius 1). Indexes saved before wireframes
+                     existed lack the file and load with no wireframes; the format version
+                     stays 1 because older readers simply ignore the file.
 """
 
 from __future__ import annotations
@@ -45,13 +51,15 @@ INDEX_FORMAT = "vantage-view-index"
 INDEX_FORMAT_VERSION = 1
 INDEX_DIR_NAME = "index"
 INFO_FILE, GRAPH_FILE, VIEWS_FILE, PROJECTION_FILE = "index.json", "hnsw.bin", "views.jsonl", "projection.npz"
+WIREFRAMES_FILE = "wireframes.npz"
 # Pose from neighbours (measured by train/retrieval_bench.py on renders of unseen and of indexed
 # CAD models): the 10 nearest views, views within 30° count as agreeing.
 POSE_K = 10
 AGREE_DEG = 30.0
 MAX_DESCRIPTOR_DIM = 512  # HNSW loses its edge over brute force on high-dimensional vectors (MEASURED.md)
 # index.json keys that `describe` derives from the index itself; the others are the builder's `info`.
-_CORE_KEYS = frozenset({"format", "format_version", "space", "hnsw", "descriptor", "bundle", "views", "models", "categories"})
+_CORE_KEYS = frozenset({"format", "format_version", "space", "hnsw", "descriptor", "bundle", "views", "models", "categories",
+                        "wireframes"})
 VIEW_KEYS: tuple[str, ...] = ("model_id", "category", "azimuth", "elevation", "theta", "rotation", "background", "thumbnail")
 
 
@@ -221,6 +229,40 @@ def new_graph(dim: int, capacity: int, params: HnswParams) -> hnswlib.Index:
     return graph
 
 
+def save_wireframes(root: Path, wireframes: dict[str, np.ndarray]) -> None:
+    """Write wireframes.npz in the packed layout of the module docstring; without wireframes,
+    remove a previous save's file so that it cannot describe models of another index."""
+    path = root / WIREFRAMES_FILE
+    if not wireframes:
+        path.unlink(missing_ok=True)
+        return
+    ids = list(wireframes)
+    tmp = root / (WIREFRAMES_FILE + ".tmp")
+    with open(tmp, "wb") as fh:
+        np.savez_compressed(fh, model_ids=np.array(ids, dtype=str),
+                            counts=np.array([len(wireframes[m]) for m in ids], np.int32),
+                            segments=np.concatenate([wireframes[m] for m in ids]))
+    os.replace(tmp, path)
+
+
+def load_wireframes(root: Path, models: Iterable[str]) -> dict[str, np.ndarray]:
+    """The wireframes of an index folder by model id ({} without wireframes.npz); ViewIndexError
+    when the file is damaged or names models the index does not hold."""
+    path = root / WIREFRAMES_FILE
+    if not path.is_file():
+        return {}
+    try:
+        with np.load(path) as data:
+            ids, counts, segments = data["model_ids"].tolist(), data["counts"], data["segments"]
+    except (OSError, KeyError, ValueError) as exc:
+        raise ViewIndexError(f"view index {str(root)!r}: cannot read {WIREFRAMES_FILE}: {exc}") from None
+    unknown = sorted(set(ids) - set(models))
+    if unknown or segments.shape[1:] != (2, 3) or int(counts.sum()) != len(segments):
+        raise ViewIndexError(f"view index {str(root)!r}: {WIREFRAMES_FILE} does not match the index "
+                             f"(segments {segments.shape}, {int(counts.sum())} counted, unknown models {unknown[:3]})")
+    return dict(zip(ids, np.split(segments.astype(np.float32), np.cumsum(counts)[:-1])))
+
+
 @dataclass
 class _Columns:
     """The views table as arrays (cheap at 100k views), in label order."""
@@ -255,6 +297,7 @@ class ViewIndex:
         self._rotations = np.zeros((0, 3, 3), np.float64)
         self._category_of_view = np.zeros(0, np.int32)
         self._categories: list[str] = []
+        self._wireframes: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -291,20 +334,43 @@ class ViewIndex:
         return ViewHit(int(label), float(similarity), c.model_ids[m], c.model_category[m], az, el, th,
                        self._rotations[label], c.thumbnails[label])
 
-    def add(self, embeddings: np.ndarray, rows: Sequence[dict[str, Any]]) -> np.ndarray:
+    def wireframe(self, model_id: str) -> np.ndarray | None:
+        """A model's wireframe segments (S, 2, 3) float32 in its normalised object frame (POSE.md),
+        None when the index keeps none for it (built before wireframes, or by `add` without one)."""
+        return self._wireframes.get(model_id)
+
+    def add(self, embeddings: np.ndarray, rows: Sequence[dict[str, Any]],
+            wireframes: dict[str, np.ndarray] | None = None) -> np.ndarray:
         """Add views: raw embeddings (N, D) and their rows (VIEW_KEYS; rotation optional, derived
-        from the viewpoint). Returns their labels. Grows the graph as needed (no rebuild)."""
+        from the viewpoint), and optionally wireframes (S, 2, 3) of their models by model id.
+        Returns the views' labels. Grows the graph as needed (no rebuild)."""
         vectors = self.projection(embeddings)
         if len(vectors) != len(rows):
             raise ValueError(f"{len(vectors)} embeddings but {len(rows)} metadata rows")
+        wires = self._checked_wireframes(wireframes or {}, rows)
         start = len(self)
         labels = np.arange(start, start + len(rows), dtype=np.int64)
         if start + len(rows) > self.graph.get_max_elements():
             self.graph.resize_index(max(start + len(rows), 2 * self.graph.get_max_elements()))
         self._append_rows(rows)
+        self._wireframes.update(wires)
         if len(rows):
             self.graph.add_items(vectors, labels, num_threads=max(1, min(4, os.cpu_count() or 1)))
         return labels
+
+    def _checked_wireframes(self, wireframes: dict[str, np.ndarray], rows: Sequence[dict[str, Any]]
+                            ) -> dict[str, np.ndarray]:
+        """Wireframes as float32 (S, 2, 3), checked before `add` changes anything: each must belong
+        to a model that is indexed or arrives with `rows`."""
+        models = set(self._model_index) | {row["model_id"] for row in rows}
+        out = {}
+        for model_id, segments in wireframes.items():
+            seg = np.asarray(segments, np.float32)
+            if model_id not in models or seg.ndim != 3 or seg.shape[1:] != (2, 3):
+                raise ValueError(f"wireframe of {model_id!r}: need segments (S, 2, 3) of an indexed model, "
+                                 f"got shape {seg.shape}")
+            out[model_id] = seg
+        return out
 
     def _append_rows(self, rows: Iterable[dict[str, Any]]) -> None:
         c = self._cols
@@ -346,7 +412,8 @@ class ViewIndex:
         """The contents of index.json."""
         return {"format": INDEX_FORMAT, "format_version": INDEX_FORMAT_VERSION, "space": "ip",
                 "hnsw": asdict(self.params), "descriptor": self.projection.describe(), "bundle": asdict(self.bundle),
-                "views": len(self), "models": len(self._cols.model_ids), "categories": self.categories, **self.info}
+                "views": len(self), "models": len(self._cols.model_ids), "categories": self.categories,
+                "wireframes": len(self._wireframes), **self.info}
 
     def save(self, root: str | Path) -> Path:
         """Write the index folder (overwrites the files of a previous save)."""
@@ -354,6 +421,7 @@ class ViewIndex:
         root.mkdir(parents=True, exist_ok=True)
         self.graph.save_index(str(root / GRAPH_FILE))
         self.projection.save(root)
+        save_wireframes(root, self._wireframes)
         tmp = root / (VIEWS_FILE + ".tmp")
         with open(tmp, "w", encoding="utf-8") as fh:
             for row in self.rows():
@@ -396,6 +464,7 @@ class ViewIndex:
         if len(index) != graph.get_current_count():
             raise ViewIndexError(f"view index {str(root)!r}: {VIEWS_FILE} has {len(index)} rows but the graph "
                                  f"holds {graph.get_current_count()} vectors")
+        index._wireframes = load_wireframes(root, index.model_ids)
         return index
 
     # -- search ----------------------------------------------------------------------

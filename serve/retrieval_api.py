@@ -3,7 +3,9 @@
 The servicer (serve/server.py) asks `Retrievers` for the view index of the predictor
 it serves (``BUNDLE/index``, loaded once per predictor, so a reloaded model brings its
 own) and delegates `Retrieve` and `EstimateRequest.top_k` to it; `RETRIEVAL_STATUS`
-maps this module's errors to gRPC status codes. Torch-free.
+maps this module's errors to gRPC status codes. The best `wireframe_models` models
+carry their wireframe only when asked: a few kilobytes each, too much for every model
+of every streamed frame. Torch-free.
 """
 
 from __future__ import annotations
@@ -87,7 +89,8 @@ class Retriever:
         self.index = index
         d = index.projection.describe()
         self.info = vantage_pb2.ViewIndexInfo(views=len(index), models=len(index.model_ids),
-                                              categories=index.categories, descriptor=d["kind"], dim=d["dim"])
+                                              categories=index.categories, descriptor=d["kind"], dim=d["dim"],
+                                              wireframes=index.describe()["wireframes"])
 
     @classmethod
     def for_bundle(cls, bundle_dir: str | Path, identity: BundleIdentity) -> "Retriever | None":
@@ -96,8 +99,10 @@ class Retriever:
         root = Path(bundle_dir) / INDEX_DIR_NAME
         return cls(ViewIndex.load(root, identity)) if root.is_dir() else None
 
-    def retrieve(self, result: PoseResult, top_k: int, category: str | None) -> vantage_pb2.Retrieval:
-        """Search the index with a network result's embedding; `top_k` 0 means DEFAULT_TOP_K."""
+    def retrieve(self, result: PoseResult, top_k: int, category: str | None,
+                 wireframe_models: int = 0) -> vantage_pb2.Retrieval:
+        """Search the index with a network result's embedding; `top_k` 0 means DEFAULT_TOP_K; the best
+        `wireframe_models` models carry the wireframes the index has of them."""
         top_k = int(top_k) or DEFAULT_TOP_K
         if top_k > MAX_TOP_K:
             raise TopKError(f"top_k is {top_k}; at most {MAX_TOP_K} views are returned")
@@ -106,9 +111,11 @@ class Retriever:
                                  category or None)
         search_ms = (time.perf_counter() - t0) * 1e3
         out = vantage_pb2.Retrieval(views=[view_message(h) for h in hits[:top_k]], search_ms=search_ms)
-        for m in rank_models(hits):
-            out.models.append(vantage_pb2.RetrievedModel(model_id=m.model_id, category=m.category, score=m.score,
-                                                         best_view=view_message(m.best_view), views=m.views))
+        for rank, m in enumerate(rank_models(hits)):
+            wire = self.index.wireframe(m.model_id) if rank < wireframe_models else None
+            out.models.append(vantage_pb2.RetrievedModel(
+                model_id=m.model_id, category=m.category, score=m.score, best_view=view_message(m.best_view),
+                views=m.views, wireframe=[] if wire is None else wire.ravel().tolist()))
         if hits:
             out.knn_pose.CopyFrom(pose_message(knn_pose(hits)))
             out.fused_pose.CopyFrom(pose_message(fused_pose(np.asarray(result.rotation), hits)))
@@ -143,7 +150,8 @@ def require(retriever: Retriever | None) -> Retriever:
 def estimate_request_of(request: vantage_pb2.RetrieveRequest) -> vantage_pb2.EstimateRequest:
     """A Retrieve request as the Estimate request that runs it (top_k 0 → DEFAULT_TOP_K)."""
     out = vantage_pb2.EstimateRequest(image=request.image, category=request.category,
-                                      request_id=request.request_id, top_k=request.top_k or DEFAULT_TOP_K)
+                                      request_id=request.request_id, top_k=request.top_k or DEFAULT_TOP_K,
+                                      wireframe_models=request.wireframe_models)
     if request.HasField("box"):
         out.box.CopyFrom(request.box)
     return out

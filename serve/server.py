@@ -123,7 +123,8 @@ class PoseEstimatorServicer(vantage_pb2_grpc.PoseEstimatorServicer):
         except futures.TimeoutError:
             future.cancel()
             raise DeadlineExceededError("the deadline passed before the model could run") from None
-        retrieval = retriever.retrieve(result, request.top_k, request.category) if retriever else None
+        retrieval = (retriever.retrieve(result, request.top_k, request.category, request.wireframe_models)
+                     if retriever else None)
         result.timings["total_ms"] = (time.perf_counter() - t0) * 1e3
         response = result_to_response(result, request.request_id, request.frame_id)
         if retrieval is not None:

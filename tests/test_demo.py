@@ -1,17 +1,44 @@
-"""The camera demo end to end on the synthetic source: frames stream through a real server."""
+"""The camera demo end to end on the synthetic source: frames stream through a real server, with the
+retrieved model's wireframe when the bundle has a view index."""
 
+import itertools
 import json
+import shutil
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from vantage.frame_sources import center_box, choose_box, foreground_box, synthetic_frames, trajectory
+from vantage.demo import DemoConfig, Estimate, annotate, run_demo, wireframe_problem
+from vantage.frame_sources import Frame, center_box, choose_box, foreground_box, synthetic_frames, trajectory
+from vantage.geometry import viewpoint_to_rotation
+from vantage.overlay import draw_wireframe
+from vantage.v1 import vantage_pb2
 
 CHANCE_MEDIAN_DEG = 126.0  # median geodesic distance between uniformly random rotations
+
+
+def indexed_copy(bundle: Path, dest: Path, categories: tuple[str, ...] = ("car",)) -> Path:
+    """A copy of `bundle` with a tiny view index: 12 views and the wireframe of one built-in model per category."""
+    from vantage.serve.retrieval import INDEX_DIR_NAME
+    from vantage.train.indexing import IndexConfig, build_index
+    from vantage.train.meshes import builtin_specs
+
+    shutil.copytree(bundle, dest)
+    cfg = IndexConfig(subdivisions=0, backgrounds=1, pca_dim=0, thumbnail_size=0)
+    build_index(dest, builtin_specs(1, categories=categories), dest / INDEX_DIR_NAME, cfg, workers=0, progress=False)
+    return dest
+
+
+def cube_edges() -> np.ndarray:
+    """The 12 edges (12, 2, 3) of the cube [-0.5, 0.5]³."""
+    corners = np.array(list(itertools.product((-0.5, 0.5), repeat=3)))
+    pairs = [(i, j) for i, j in itertools.combinations(range(8), 2) if np.sum(corners[i] != corners[j]) == 1]
+    return corners[np.array(pairs)]
 
 
 def test_synthetic_source_follows_its_trajectory():
@@ -30,19 +57,61 @@ def test_box_modes():
     box = foreground_box(img)
     assert box is not None and abs(box[0] - 50) <= 2 and abs(box[3] - 60) <= 2
     assert center_box(img) == (30.0, 20.0, 90.0, 80.0)
-    from vantage.frame_sources import Frame
-
     frame = Frame(0, img)
     assert choose_box(frame, "given", (1, 2, 3, 4)) == (1, 2, 3, 4)
     assert choose_box(frame, "source", None) == center_box(img)  # no source box → centre
 
 
+def test_the_wireframe_is_fitted_to_the_box_in_the_estimated_rotation():
+    front = viewpoint_to_rotation(0.0, 0.0, 0.0)  # the cube's front face, a square, fills the box
+    img = draw_wireframe(np.zeros((200, 200, 3), np.uint8), cube_edges(), front, (40, 60, 120, 140))
+    lit = img.max(axis=2) > 100
+    assert lit[60:141, 40].all() and lit[60:141, 120].all() and lit[60, 40:121].all() and lit[140, 40:121].all()
+    assert not lit[70:131, 50:111].any()  # inside the square
+    lit[58:143, 38:123] = False
+    assert not lit.any()  # nothing outside the box
+
+
+def test_annotate_draws_the_wireframe_only_where_it_lies():
+    frame = Frame(0, np.full((200, 200, 3), 90, np.uint8))
+    rotation = viewpoint_to_rotation(30.0, 20.0, 0.0)
+    args = (frame, (50.0, 50.0, 150.0, 150.0), "car", 0.9, rotation, 5.0)
+    drawn = annotate(Estimate(*args, "builtin/car/0001", cube_edges().astype(np.float32)), 10.0, "source")
+    plain = annotate(Estimate(*args, note="no view index: axes only"), 10.0, "source")
+    changed = np.any(drawn != plain, axis=2)
+    changed[-14:] = False  # the bottom caption names the model or says why there is none
+    assert changed[50:151, 50:151].sum() > 200
+    changed[48:153, 48:153] = False
+    assert not changed.any()
+
+
+def test_the_demo_says_why_it_draws_no_wireframe():
+    index = vantage_pb2.ViewIndexInfo(views=12, models=1, categories=["car"], wireframes=1)
+    assert wireframe_problem(index, None) == wireframe_problem(index, "car") == ""
+    assert "no view index" in wireframe_problem(None, "car")
+    assert "no chair models" in wireframe_problem(index, "chair")
+    index.wireframes = 0
+    assert "has no wireframes" in wireframe_problem(index, None)
+
+
+def test_demo_in_process_draws_the_retrieved_wireframe_with_an_index(tiny_bundle, tmp_path, caplog):
+    bare = run_demo(DemoConfig(model=str(tiny_bundle), headless=True, max_frames=2))
+    assert bare["frames"] == 2 and bare["wireframe_frames"] == 0 and bare["wireframe_models"] == []
+    assert "no view index" in bare["wireframe_notes"][0] and "no view index" in caplog.text
+    indexed = indexed_copy(tiny_bundle, tmp_path / "bundle")
+    out = tmp_path / "demo.mp4"
+    summary = run_demo(DemoConfig(model=str(indexed), headless=True, max_frames=2, out=str(out)))
+    assert summary["wireframe_frames"] == 2 and summary["wireframe_models"] == ["builtin/car/0000"]
+    assert summary["wireframe_notes"] == [] and json.loads(out.with_suffix(".json").read_text()) == summary
+
+
 @pytest.mark.slow
 def test_demo_streams_through_server_and_measures_pose_error(trained_bundle, tmp_path):
+    indexed = indexed_copy(trained_bundle, tmp_path / "bundle", ("car", "chair"))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "vantage", "serve", "--model", str(trained_bundle), "--port", str(port)])
+    server = subprocess.Popen([sys.executable, "-m", "vantage", "serve", "--model", str(indexed), "--port", str(port)])
     try:
         out = tmp_path / "demo.mp4"
         res = subprocess.run(
@@ -57,6 +126,8 @@ def test_demo_streams_through_server_and_measures_pose_error(trained_bundle, tmp
     summary = json.loads(out.with_suffix(".json").read_text())
     assert summary["frames"] == 24 and len(summary["pose_errors_deg"]) == 24
     assert summary["median_pose_error_deg"] < 0.7 * CHANCE_MEDIAN_DEG, summary["median_pose_error_deg"]
+    assert summary["wireframe_frames"] == 24, summary["wireframe_notes"]  # through the stream's top_k
+    assert set(summary["wireframe_models"]) <= {"builtin/car/0000", "builtin/chair/0000"}
     cap = cv2.VideoCapture(str(out))
     n = 0
     while cap.read()[0]:

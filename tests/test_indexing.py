@@ -20,6 +20,7 @@ from vantage.serve.engine import Predictor
 from vantage.serve.protocol import make_request
 from vantage.serve.retrieval import (
     INDEX_DIR_NAME,
+    WIREFRAMES_FILE,
     BundleIdentity,
     CategoryNotIndexedError,
     IndexMismatchError,
@@ -30,6 +31,8 @@ from vantage.serve.server import start_server
 from vantage.train.indexing import IndexConfig, RenderPlan, add_models, build_index, embed, render_models
 from vantage.train.meshes import builtin_specs
 from vantage.train.render import RenderConfig
+from vantage.train.wireframes import wireframe
+from vantage.v1 import vantage_pb2
 
 SPECS = builtin_specs(1, categories=["car", "chair", "sofa"])
 CONFIG = IndexConfig(subdivisions=2, backgrounds=1, pca_dim=32, thumbnail_size=32, seed=3)
@@ -93,6 +96,24 @@ def test_saved_index_records_its_parameters_and_loads_back(bundle: Path, index: 
     assert set(row) >= {"model_id", "category", "azimuth", "elevation", "theta", "rotation", "thumbnail"}
     assert (bundle / INDEX_DIR_NAME / row["thumbnail"]).is_file()
     assert index.graph.get_current_count() == len(index) and index.params.ef == 64
+    assert info["wireframes"] == 3 and info["render"]["wireframe_segments"] == 300
+    for spec in SPECS:  # the renderer's normalised frame: every point within the unit ball
+        wire = index.wireframe(spec.model_id)
+        assert wire.dtype == np.float32 and wire.shape[1:] == (2, 3) and 0 < len(wire) <= 300
+        assert np.linalg.norm(wire, axis=2).max() <= 1.0 + 1e-5
+
+
+def test_a_wireframe_keeps_feature_lines_within_its_budget() -> None:
+    import trimesh
+
+    box = wireframe(trimesh.creation.box((2.0, 1.0, 0.5)))  # 12 edges; the faces' diagonals are flat
+    assert box.shape == (12, 2, 3)
+    lengths = sorted(np.round(np.linalg.norm(box[:, 1] - box[:, 0], axis=1), 6).tolist())
+    assert lengths == [0.5] * 4 + [1.0] * 4 + [2.0] * 4
+    assert wireframe(trimesh.creation.icosphere(3)).shape == (0, 2, 3)  # smooth: no feature line
+    rims = wireframe(trimesh.creation.cylinder(0.5, 1.0, sections=64))  # two rims, simplified
+    assert 8 <= len(rims) <= 64 and np.allclose(np.abs(rims[..., 2]), 0.5)
+    assert len(wireframe(trimesh.creation.cylinder(0.5, 1.0, sections=64), max_segments=20)) <= 20
 
 
 def test_an_indexed_view_is_found_again_with_its_metadata(index: ViewIndex, first_model_views,
@@ -159,6 +180,19 @@ def test_add_models_grows_the_index_without_a_rebuild(bundle: Path, index: ViewI
     top = reloaded.search(emb[10], 1, "bus")[0]
     assert top.label == 486 + 10 and top.similarity > 0.999
     assert (root / reloaded.view(486 + 10).thumbnail).is_file()
+    np.testing.assert_array_equal(reloaded.wireframe(SPECS[1].model_id), index.wireframe(SPECS[1].model_id))
+    assert reloaded.wireframe(new[0].model_id) is not None and reloaded.describe()["wireframes"] == 4
+
+
+def test_add_models_to_an_index_saved_before_wireframes(bundle: Path, tmp_path: Path) -> None:
+    root = tmp_path / "index"
+    shutil.copytree(bundle / INDEX_DIR_NAME, root)
+    (root / WIREFRAMES_FILE).unlink()
+    new = builtin_specs(1, categories=["bus"], first_seed=5)
+    grown, _ = add_models(root, bundle, new, workers=0, threads=1, progress=False)
+    reloaded = ViewIndex.load(root, BundleIdentity.of(bundle))
+    assert reloaded.wireframe(SPECS[0].model_id) is None  # old models stay without
+    np.testing.assert_array_equal(reloaded.wireframe(new[0].model_id), grown.wireframe(new[0].model_id))
 
 
 def test_an_index_of_another_bundle_is_refused_naming_both(bundle: Path, tmp_path: Path) -> None:
@@ -208,6 +242,20 @@ def test_retrieve_rpc_finds_the_view_model_and_pose(client: PoseClient, first_mo
     assert geodesic_distance(np.asarray(r.knn_pose.rotation).reshape(3, 3), truth) < 30.0
     assert r.knn_pose.method == "knn-so3-10" and r.fused_pose.method.startswith("fused-")
     assert len(response.estimate.rotation) == 9 and not response.estimate.HasField("retrieval")
+    assert not any(m.wireframe for m in r.models)  # only when asked
+
+
+def test_retrieve_sends_the_best_models_wireframes_when_asked(client: PoseClient, index: ViewIndex,
+                                                            first_model_views) -> None:
+    i = 60
+    asked = make_request(png(first_model_views.images[i]), first_model_views.boxes[i])
+    request = vantage_pb2.RetrieveRequest(image=asked.image, box=asked.box, top_k=100, wireframe_models=1)
+    models = client.stub.Retrieve(request, timeout=20).retrieval.models
+    assert len(models) >= 2 and models[0].model_id == SPECS[0].model_id
+    # packed float32 x0 y0 z0 x1 y1 z1, exactly as stored; the other models without
+    np.testing.assert_array_equal(np.asarray(models[0].wireframe, np.float32).reshape(-1, 2, 3),
+                                  index.wireframe(SPECS[0].model_id))
+    assert not any(m.wireframe for m in models[1:])
 
 
 def test_retrieve_restricted_to_a_category_and_bad_requests(client: PoseClient, first_model_views) -> None:
@@ -229,18 +277,22 @@ def test_retrieve_restricted_to_a_category_and_bad_requests(client: PoseClient, 
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
-def test_estimate_carries_retrieval_only_when_asked(client: PoseClient, first_model_views) -> None:
+def test_estimate_carries_retrieval_only_when_asked(client: PoseClient, index: ViewIndex, first_model_views) -> None:
     image, box = png(first_model_views.images[3]), first_model_views.boxes[3]
     plain = client.estimate(image, box=box)
     assert not plain.HasField("retrieval")
     asked = make_request(image, box)
     asked.top_k = 4
+    asked.wireframe_models = 1
     response = client.stub.Estimate(asked, timeout=20)
     assert len(response.retrieval.views) == 4 and response.retrieval.views[0].view_id == 3
+    best = response.retrieval.models[0]
+    assert len(best.wireframe) == index.wireframe(best.model_id).size > 0
+    assert not any(m.wireframe for m in response.retrieval.models[1:])
     np.testing.assert_allclose(response.rotation, plain.rotation, atol=1e-5)
     info = client.model_info()
     assert info.view_index.views == 486 and list(info.view_index.categories) == ["car", "chair", "sofa"]
-    assert info.view_index.descriptor == "pca" and info.view_index.dim == 32
+    assert info.view_index.descriptor == "pca" and info.view_index.dim == 32 and info.view_index.wireframes == 3
 
 
 def test_retrieval_without_an_index_is_a_failed_precondition(tiny_bundle: Path) -> None:

@@ -7,8 +7,12 @@ import pytest
 
 from vantage.geometry import axis_angle_to_rotation, chordal_mean, geodesic_distance, viewpoint_to_rotation
 from vantage.serve.retrieval import (
+    WIREFRAMES_FILE,
+    BundleIdentity,
     Projection,
     ViewHit,
+    ViewIndex,
+    ViewIndexError,
     camera_average_pose,
     fused_pose,
     knn_pose,
@@ -133,9 +137,11 @@ def test_the_api_adds_retrieve_and_high_numbered_retrieval_fields() -> None:
     retrieve = service.methods_by_name["Retrieve"]
     assert (retrieve.input_type.name, retrieve.output_type.name) == ("RetrieveRequest", "RetrieveResponse")
     assert not retrieve.client_streaming and not retrieve.server_streaming
-    for message, name in (("EstimateRequest", "top_k"), ("EstimateResponse", "retrieval"), ("ModelInfo", "view_index")):
+    for message, name in (("EstimateRequest", "top_k"), ("EstimateRequest", "wireframe_models"),
+                          ("EstimateResponse", "retrieval"), ("ModelInfo", "view_index")):
         assert vantage_pb2.DESCRIPTOR.message_types_by_name[message].fields_by_name[name].number >= 20
     assert vantage_pb2.EstimateRequest().top_k == 0  # retrieval is off by default
+    assert vantage_pb2.RetrieveRequest().wireframe_models == 0  # and so are wireframes
     view_fields = set(vantage_pb2.RetrievedView.DESCRIPTOR.fields_by_name)
     assert {"model_id", "category", "viewpoint", "rotation", "similarity"} <= view_fields
 
@@ -148,3 +154,53 @@ def test_index_config_refuses_descriptors_above_512_dimensions_before_any_render
         IndexConfig(pca_dim=768)
     with pytest.raises(ValueError, match="backgrounds"):
         IndexConfig(backgrounds=0)
+
+
+def small_index(dim: int = 4) -> ViewIndex:
+    """An empty raw-descriptor index of a made-up bundle, for tests that need no network."""
+    return ViewIndex.create(Projection(dim), BundleIdentity("fake", "1", "0" * 64, dim))
+
+
+def views(model: str, n: int, rng: np.random.Generator) -> tuple[np.ndarray, list[dict]]:
+    rows = [{"model_id": model, "category": "car", "azimuth": 30.0 * i, "elevation": 10.0, "theta": 0.0}
+            for i in range(n)]
+    return rng.normal(size=(n, 4)).astype(np.float32), rows
+
+
+def test_wireframes_survive_save_load_and_add(tmp_path) -> None:
+    rng = np.random.default_rng(3)
+    wire_a = rng.uniform(-1, 1, (7, 2, 3)).astype(np.float32)
+    wire_b = rng.uniform(-1, 1, (3, 2, 3))
+    index = small_index()
+    index.add(*views("a", 2, rng), {"a": wire_a})
+    index.save(tmp_path)
+    loaded = ViewIndex.load(tmp_path, None)
+    np.testing.assert_array_equal(loaded.wireframe("a"), wire_a)
+    assert loaded.describe()["wireframes"] == 1
+    loaded.add(*views("b", 1, rng), {"b": wire_b})  # an incremental add keeps the old ones
+    loaded.save(tmp_path)
+    again = ViewIndex.load(tmp_path, None)
+    np.testing.assert_array_equal(again.wireframe("a"), wire_a)
+    np.testing.assert_allclose(again.wireframe("b"), wire_b, rtol=1e-6)
+    assert again.wireframe("b").dtype == np.float32 and again.wireframe("c") is None
+    with pytest.raises(ValueError, match="wireframe of 'c'"):  # not indexed, nor added with these rows
+        again.add(*views("d", 1, rng), {"c": wire_b})
+    assert len(again) == 3 and again.model_ids == ["a", "b"]  # refused before anything changed
+
+
+def test_indexes_without_wireframes_load_and_saves_drop_stale_files(tmp_path) -> None:
+    rng = np.random.default_rng(4)
+    index = small_index()
+    index.add(*views("a", 2, rng), {"a": np.zeros((1, 2, 3))})
+    index.save(tmp_path)
+    (tmp_path / WIREFRAMES_FILE).unlink()  # as saved before wireframes existed
+    old = ViewIndex.load(tmp_path, None)
+    assert old.wireframe("a") is None and old.describe()["wireframes"] == 0
+    bare = small_index()
+    bare.add(*views("z", 1, rng))
+    index.save(tmp_path)
+    bare.save(tmp_path)  # another index over the same folder: its wireframes must not stay
+    assert not (tmp_path / WIREFRAMES_FILE).exists()
+    np.savez(tmp_path / WIREFRAMES_FILE, model_ids=np.array(["q"]), counts=np.array([1]), segments=np.zeros((1, 2, 3)))
+    with pytest.raises(ViewIndexError, match="does not match the index"):
+        ViewIndex.load(tmp_path, None)

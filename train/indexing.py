@@ -6,7 +6,10 @@ hemisphere, each rendered `backgrounds` times (each render draws its own backgro
 light and colour) and at each of the in-plane `tilts`. The views are embedded
 through the bundle's graph by the serving `Predictor` (same crop, same ONNX Runtime
 path as a query), projected (PCA fitted on these views, or raw) and added to an
-hnswlib graph (`vantage.serve.retrieval.ViewIndex`). `add_models` renders new
+hnswlib graph (`vantage.serve.retrieval.ViewIndex`). Each model's wireframe
+(`vantage.train.wireframes`, at most `wireframe_segments` segments) is extracted by
+the process that renders it (the mesh is loaded once) and saved with the index, so
+clients can draw the retrieved model in the estimated pose. `add_models` renders new
 models with the recorded settings and adds them without a rebuild (the PCA is kept).
 """
 
@@ -34,6 +37,7 @@ from vantage.serve.retrieval import (
 )
 from vantage.train.meshes import MeshError, ModelSpec, scan_repository
 from vantage.train.render import MeshRenderer, RenderConfig, icosphere_directions, sample_viewpoints
+from vantage.train.wireframes import MAX_SEGMENTS, wireframe
 
 THUMBS_DIR = "thumbs"
 
@@ -49,6 +53,7 @@ class IndexConfig:
     pca_dim: int = 256  # descriptor: PCA to this many dimensions; 0 = the raw embedding
     image_size: int = 160  # rendered image side before the serving crop
     thumbnail_size: int = 64  # saved thumbnail side; 0 = none
+    wireframe_segments: int = MAX_SEGMENTS  # per-model wireframe budget; 0 = none
     seed: int = 0
     hnsw: HnswParams = field(default_factory=HnswParams)
 
@@ -79,23 +84,27 @@ class IndexConfig:
 @dataclass(frozen=True)
 class RenderPlan:
     """Views to render per model: `views` rows of `sample_viewpoints` (None = each icosphere
-    direction once), each at every tilt of `tilts` (None = the sampled θ), `backgrounds` times."""
+    direction once), each at every tilt of `tilts` (None = the sampled θ), `backgrounds` times;
+    and a wireframe of at most `wireframe_segments` segments (0 = none)."""
 
     render: RenderConfig
     views: int | None = None
     tilts: tuple[float, ...] | None = None
     backgrounds: int = 1
+    wireframe_segments: int = 0
 
 
 @dataclass
 class RenderedModel:
-    """Views of one model, ready to embed: full renders, object boxes and metadata rows."""
+    """Views of one model, ready to embed: full renders, object boxes, metadata rows, and its
+    wireframe (S, 2, 3) when the plan asks for one."""
 
     spec: ModelSpec
     images: list[np.ndarray]
     boxes: list[tuple[float, float, float, float]]
     rows: list[dict[str, Any]]
     error: str | None = None
+    wireframe: np.ndarray | None = None
 
 
 def _render_model(task: tuple[int, ModelSpec, RenderPlan]) -> RenderedModel:
@@ -104,10 +113,12 @@ def _render_model(task: tuple[int, ModelSpec, RenderPlan]) -> RenderedModel:
     cfg = plan.render
     rng = np.random.default_rng([cfg.seed, number])
     try:
-        renderer = MeshRenderer(spec.load())
+        mesh = spec.load()
+        renderer = MeshRenderer(mesh)
     except MeshError as exc:
         return RenderedModel(spec, [], [], [], f"{spec.model_id}: {exc}")
-    out = RenderedModel(spec, [], [], [])
+    wire = wireframe(mesh, plan.wireframe_segments) if plan.wireframe_segments else None
+    out = RenderedModel(spec, [], [], [], wireframe=wire)
     for a, e, t, d in sample_viewpoints(plan.views, cfg, rng):
         for theta in plan.tilts if plan.tilts is not None else (t,):
             for _ in range(plan.backgrounds):
@@ -151,21 +162,31 @@ def embed(predictor: Predictor, model: RenderedModel, batch_size: int = 32) -> t
     return emb, results
 
 
+@dataclass
+class EmbeddedViews:
+    """What `_render_and_embed` hands to `ViewIndex.add`, plus the models that failed."""
+
+    embeddings: np.ndarray
+    rows: list[dict[str, Any]]
+    wireframes: dict[str, np.ndarray]
+    failures: list[str]
+
+
 def _specs(models: str | Path | Sequence[ModelSpec]) -> list[ModelSpec]:
     return scan_repository(models) if isinstance(models, (str, Path)) else list(models)
 
 
 def _render_and_embed(predictor: Predictor, specs: Sequence[ModelSpec], cfg: IndexConfig, out_dir: Path,
                       first_label: int, first_number: int, workers: int, progress: bool,
-                      ) -> tuple[np.ndarray, list[dict[str, Any]], list[str]]:
-    """Render, save thumbnails and embed the index views of `specs`: (embeddings, rows, failures)."""
+                      ) -> EmbeddedViews:
+    """Render, save thumbnails and embed the index views of `specs`, with the models' wireframes."""
     from tqdm import tqdm
 
-    plan = RenderPlan(cfg.render_config(), None, cfg.tilts, cfg.backgrounds)
+    plan = RenderPlan(cfg.render_config(), None, cfg.tilts, cfg.backgrounds, cfg.wireframe_segments)
     per_model = len(icosphere_directions(cfg.subdivisions, cfg.upper_hemisphere)) * len(cfg.tilts) * cfg.backgrounds
     if cfg.thumbnail_size:
         (out_dir / THUMBS_DIR).mkdir(parents=True, exist_ok=True)
-    chunks, rows, failures = [], [], []
+    chunks, rows, failures, wireframes = [], [], [], {}
     margin = float(predictor.metadata.crop_margin)
     with tqdm(total=per_model * len(specs), unit="view", desc="index", disable=not progress) as bar:
         for model in render_models(specs, plan, workers, first_number):
@@ -180,9 +201,12 @@ def _render_and_embed(predictor: Predictor, specs: Sequence[ModelSpec], cfg: Ind
                 rows.append(row)
             if model.rows:
                 chunks.append(embed(predictor, model)[0])
+                if model.wireframe is not None:
+                    wireframes[model.spec.model_id] = model.wireframe
             bar.update(per_model)
     dim = int(predictor.metadata.embedding_dim)
-    return (np.concatenate(chunks) if chunks else np.zeros((0, dim), np.float32)), rows, failures
+    embeddings = np.concatenate(chunks) if chunks else np.zeros((0, dim), np.float32)
+    return EmbeddedViews(embeddings, rows, wireframes, failures)
 
 
 def build_index(bundle_dir: str | Path, models: str | Path | Sequence[ModelSpec], out_dir: str | Path,
@@ -199,14 +223,14 @@ def build_index(bundle_dir: str | Path, models: str | Path | Sequence[ModelSpec]
     out.mkdir(parents=True, exist_ok=True)
     predictor = Predictor(bundle_dir, intra_op_threads=threads)
     identity = BundleIdentity.of(bundle_dir, predictor.metadata)
-    embeddings, rows, failures = _render_and_embed(predictor, specs, config, out, 0, 0, workers, progress)
-    if not rows:
-        raise ViewIndexError(f"no views could be rendered: {'; '.join(failures)}")
-    projection = (Projection.fit_pca(embeddings, config.pca_dim) if config.pca_dim
+    views = _render_and_embed(predictor, specs, config, out, 0, 0, workers, progress)
+    if not views.rows:
+        raise ViewIndexError(f"no views could be rendered: {'; '.join(views.failures)}")
+    projection = (Projection.fit_pca(views.embeddings, config.pca_dim) if config.pca_dim
                   else Projection(identity.embedding_dim))
-    info = {"render": config.to_dict(), "models_failed": failures}
-    index = ViewIndex.create(projection, identity, config.hnsw, info, capacity=len(rows))
-    index.add(embeddings, rows)
+    info = {"render": config.to_dict(), "models_failed": views.failures}
+    index = ViewIndex.create(projection, identity, config.hnsw, info, capacity=len(views.rows))
+    index.add(views.embeddings, views.rows, views.wireframes)
     index.info["build_seconds"] = round(time.perf_counter() - t0, 2)
     index.save(out)
     return index
@@ -216,7 +240,8 @@ def add_models(index_dir: str | Path, bundle_dir: str | Path, models: str | Path
                workers: int = 1, threads: int = 1, progress: bool = True) -> tuple[ViewIndex, list[str]]:
     """Render the models not yet in the index with its recorded settings and add them (no rebuild,
     the descriptor is kept). Returns the saved index and the model ids that were skipped
-    because the index already holds them."""
+    because the index already holds them. New models get wireframes also in an index saved
+    before wireframes existed (its older models stay without: rebuild to give them one)."""
     predictor = Predictor(bundle_dir, intra_op_threads=threads)
     index = ViewIndex.load(index_dir, BundleIdentity.of(bundle_dir, predictor.metadata))
     cfg = IndexConfig.from_index(index)
@@ -225,10 +250,9 @@ def add_models(index_dir: str | Path, bundle_dir: str | Path, models: str | Path
     new = [s for s in specs if s.model_id not in known]
     skipped = [s.model_id for s in specs if s.model_id in known]
     if new:
-        embeddings, rows, failures = _render_and_embed(
-            predictor, new, cfg, Path(index_dir), len(index), len(known), workers, progress)
-        index.add(embeddings, rows)
-        index.info["models_failed"] = list(index.info.get("models_failed", [])) + failures
+        views = _render_and_embed(predictor, new, cfg, Path(index_dir), len(index), len(known), workers, progress)
+        index.add(views.embeddings, views.rows, views.wireframes)
+        index.info["models_failed"] = list(index.info.get("models_failed", [])) + views.failures
         index.save(index_dir)
     return index, skipped
 

@@ -2,14 +2,24 @@
 
 Frames go to a server through `EstimateStream` (the camera case: one stream, frames
 in order) or to an in-process bundle, and come back drawn: the object's axes from
-the box centre, category and score, frames per second and latency, and which box
-mode found the object. `--headless --out demo.mp4` writes the annotated video
-instead of opening a window (the pip wheel `opencv-python-headless` has no GUI).
+the box centre, the wireframe of the best retrieved 3D model in the estimated
+rotation, category and score, frames per second and latency, and which box mode
+found the object. `--headless --out demo.mp4` writes the annotated video instead of
+opening a window (the pip wheel `opencv-python-headless` has no GUI).
+
+The wireframe comes from the view index the model is served with (``BUNDLE/index``):
+each frame asks for the nearest view (top_k 1) and the best model's wireframe, through
+the stream's Estimate requests or the same `Retriever` in process, so both paths
+draw the same thing. It is fitted to the box in weak perspective
+(`vantage.overlay.fit_to_box`: no camera distance is estimated). Without an index,
+without wireframes in it, or without the requested category in it, the demo draws the
+axes only and says why on every frame and in the log.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +30,11 @@ import numpy as np
 
 from vantage.frame_sources import Frame, choose_box, synthetic_frames, video_frames
 from vantage.geometry import geodesic_distance
-from vantage.overlay import draw_axes
+from vantage.overlay import draw_axes, draw_wireframe, label
+from vantage.serve.results import PoseResult
+from vantage.v1 import vantage_pb2
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -42,12 +56,55 @@ class DemoConfig:
 
 @dataclass
 class Estimate:
+    """One estimated frame; `model_id` and `wireframe` (segments (S, 2, 3) in its object frame) are the
+    best retrieved 3D model's; `note` says why no wireframe is drawn ("" when one is)."""
+
     frame: Frame
     box: tuple[float, float, float, float]
     category: str
     score: float
     rotation: np.ndarray
     latency_ms: float
+    model_id: str = ""
+    wireframe: np.ndarray | None = None
+    note: str = ""
+
+
+def wireframe_problem(index: vantage_pb2.ViewIndexInfo | None, category: str | None) -> str:
+    """Why no retrieved wireframe can be drawn with this view index ("" when one can): asking a server
+    for retrieval it cannot give would fail every frame."""
+    if index is None:
+        return "no view index: axes only (build one with `vantage index --model BUNDLE`)"
+    if not index.wireframes:
+        return "the view index has no wireframes (built before them): axes only, rebuild it with `vantage index`"
+    if category and category not in index.categories:
+        return f"the view index has no {category} models: axes only"
+    return ""
+
+
+def best_model(retrieval: vantage_pb2.Retrieval) -> tuple[str, np.ndarray | None]:
+    """The best retrieved model's id and wireframe segments (S, 2, 3), None when it came without one."""
+    if not retrieval.models:
+        return "", None
+    best = retrieval.models[0]
+    segments = np.asarray(best.wireframe, np.float32).reshape(-1, 2, 3)
+    return best.model_id, segments if len(segments) else None
+
+
+def _estimate(frame: Frame, box: tuple, result: PoseResult, retrieval: vantage_pb2.Retrieval | None, problem: str,
+              started: float) -> Estimate:
+    """A network result (PoseResult) and its retrieval, if asked, as the demo's estimate of a frame."""
+    model_id, wire = best_model(retrieval) if retrieval is not None else ("", None)
+    note = problem or ("" if wire is not None else f"no wireframe of {model_id or 'any model'}: axes only")
+    return Estimate(frame, box, result.category, result.category_scores[result.category], np.array(result.rotation),
+                    (time.perf_counter() - started) * 1000.0, model_id, wire, note)
+
+
+def _announce(problem: str) -> str:
+    """Log why there is no wireframe once; the frames say it every time."""
+    if problem:
+        log.warning("demo: %s", problem)
+    return problem
 
 
 def _frames(cfg: DemoConfig) -> Iterator[Frame]:
@@ -71,41 +128,51 @@ def estimate_remote(cfg: DemoConfig, frames: Iterable[Frame]) -> Iterator[Estima
 
     pending: dict[int, tuple[Frame, tuple, float]] = {}
 
-    def requests():
+    def requests(retrieve: bool):
         for frame in frames:
             box = choose_box(frame, cfg.box_mode, cfg.box)
             pending[frame.index] = (frame, box, time.perf_counter())
-            yield make_request(_encode(frame.image), box, cfg.category, "", frame.index)
+            request = make_request(_encode(frame.image), box, cfg.category, "", frame.index)
+            if retrieve:  # the nearest view and the best model's wireframe
+                request.top_k, request.wireframe_models = 1, 1
+            yield request
 
     with PoseClient(cfg.server, timeout=None) as client:
         client.wait_ready(timeout=60)
-        for response in client.stream(requests()):
+        info = client.model_info()
+        problem = _announce(wireframe_problem(info.view_index if info.HasField("view_index") else None, cfg.category))
+        for response in client.stream(requests(not problem)):
             frame, box, sent = pending.pop(response.frame_id)
             if response.error:
                 continue
-            r = response_to_result(response)
-            yield Estimate(frame, box, r.category, r.category_scores[r.category], np.array(r.rotation),
-                           (time.perf_counter() - sent) * 1000.0)
+            retrieval = response.retrieval if response.HasField("retrieval") else None
+            yield _estimate(frame, box, response_to_result(response), retrieval, problem, sent)
 
 
 def estimate_local(cfg: DemoConfig, frames: Iterable[Frame]) -> Iterator[Estimate]:
-    """Run the bundle in-process with the server's code path."""
+    """Run the bundle (and its view index, when it has one) in-process with the server's code path."""
     from vantage.serve.engine import Predictor
+    from vantage.serve.retrieval_api import Retrievers
 
     predictor = Predictor(cfg.model)
+    retriever = Retrievers().get(predictor)
+    problem = _announce(wireframe_problem(retriever.info if retriever else None, cfg.category))
     for frame in frames:
         box = choose_box(frame, cfg.box_mode, cfg.box)
         t = time.perf_counter()
         r = predictor.predict([frame.image], [box], [cfg.category])[0]
-        yield Estimate(frame, box, r.category, r.category_scores[r.category], np.array(r.rotation),
-                       (time.perf_counter() - t) * 1000.0)
+        retrieval = None if problem else retriever.retrieve(r, 1, cfg.category, 1)
+        yield _estimate(frame, box, r, retrieval, problem, t)
 
 
 def annotate(est: Estimate, fps: float, box_mode: str) -> np.ndarray:
-    """The frame with the box, the estimated (solid) and, when known, true (dashed) axes and a caption."""
+    """The frame with the box, the retrieved model's wireframe, the estimated (solid) and, when known,
+    true (dashed) axes, a caption on top and the wireframe's model (or why there is none) below."""
     img = est.frame.image.copy()
     x0, y0, x1, y1 = est.box
     cv2.rectangle(img, (int(x0), int(y0)), (int(x1), int(y1)), (255, 220, 0), 1)
+    if est.wireframe is not None:
+        img = draw_wireframe(img, est.wireframe, est.rotation, est.box)
     origin = ((x0 + x1) / 2, (y0 + y1) / 2)
     scale = 0.45 * max(x1 - x0, y1 - y0)
     if est.frame.rotation is not None:
@@ -114,7 +181,7 @@ def annotate(est: Estimate, fps: float, box_mode: str) -> np.ndarray:
     text = f"{est.category} {est.score:.2f} | {fps:.1f} fps | {est.latency_ms:.1f} ms | box: {box_mode}"
     cv2.rectangle(img, (0, 0), (img.shape[1], 16), (0, 0, 0), -1)
     cv2.putText(img, text, (3, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (255, 255, 255), 1, cv2.LINE_AA)
-    return img
+    return label(img, est.note or f"model: {est.model_id}")
 
 
 def run_demo(cfg: DemoConfig) -> dict:
@@ -126,10 +193,15 @@ def run_demo(cfg: DemoConfig) -> dict:
     frames = _frames(cfg)
     stream = estimate_remote(cfg, frames) if cfg.server else estimate_local(cfg, frames)
     writer, errors, latencies, t0, n = None, [], [], time.perf_counter(), 0
+    models, notes = [], []
     for est in stream:
         n += 1
         fps = n / max(time.perf_counter() - t0, 1e-6)
         latencies.append(est.latency_ms)
+        if est.wireframe is not None:
+            models.append(est.model_id)
+        else:
+            notes.append(est.note)
         if est.frame.rotation is not None:
             errors.append(float(geodesic_distance(est.rotation, est.frame.rotation)))
         img = annotate(est, fps, cfg.box_mode)
@@ -152,6 +224,9 @@ def run_demo(cfg: DemoConfig) -> dict:
         "median_pose_error_deg": float(np.median(errors)) if errors else None,
         "pose_errors_deg": errors,
         "box_mode": cfg.box_mode,
+        "wireframe_frames": len(models),
+        "wireframe_models": sorted(set(models)),
+        "wireframe_notes": sorted(set(notes)),
         "video": cfg.out,
     }
     if cfg.out:

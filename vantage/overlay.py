@@ -1,4 +1,4 @@
-"""Pictures of poses: object axes drawn on crops, and contact sheets of many crops.
+"""Pictures of poses: object axes and model wireframes drawn on images, and contact sheets of crops.
 
 Framework-free (numpy + OpenCV) so the quickstart, the evaluation report and the
 camera demo draw poses the same way.
@@ -13,6 +13,7 @@ import numpy as np
 
 # Object x, y, z axes in RGB: red, green, blue (the usual convention).
 AXIS_COLOURS = ((230, 40, 40), (40, 200, 40), (50, 90, 255))
+WIREFRAME_COLOUR = (0, 230, 255)  # cyan: apart from the axes and from the demo's yellow box
 
 
 def draw_axes(
@@ -45,6 +46,40 @@ def draw_axes(
                 cv2.line(out, tuple(int(v) for v in a), tuple(int(v) for v in b), AXIS_COLOURS[i], thickness, cv2.LINE_AA)
         else:
             cv2.arrowedLine(out, p0, p1, AXIS_COLOURS[i], thickness, cv2.LINE_AA, tipLength=0.15)
+    return out
+
+
+def fit_to_box(points: np.ndarray, rotation: np.ndarray, box: Sequence[float]) -> np.ndarray:
+    """Image positions (..., 2) of object points (..., 3) seen with `rotation`, in weak perspective.
+
+    The points are rotated into camera axes (x right, y down) and projected
+    orthographically; their 2D bounding box is then scaled (aspect kept) and centred
+    to fit `box` = (x_min, y_min, x_max, y_max). The API returns no camera distance, and
+    for objects that are far compared with their size the foreshortening this ignores
+    is small.
+    """
+    xy = np.asarray(points, np.float64) @ np.asarray(rotation, np.float64).reshape(3, 3)[:2].T
+    flat = xy.reshape(-1, 2)
+    lo, hi = flat.min(0), flat.max(0)
+    x0, y0, x1, y1 = (float(v) for v in box)
+    scale = min((x1 - x0) / max(hi[0] - lo[0], 1e-9), (y1 - y0) / max(hi[1] - lo[1], 1e-9))
+    return (xy - (lo + hi) / 2) * scale + ((x0 + x1) / 2, (y0 + y1) / 2)
+
+
+def draw_wireframe(
+    image: np.ndarray,
+    segments: np.ndarray,
+    rotation: np.ndarray,
+    box: Sequence[float],
+    colour: tuple[int, int, int] = WIREFRAME_COLOUR,
+    thickness: int = 1,
+) -> np.ndarray:
+    """Draw line segments (S, 2, 3) of a model's wireframe (object frame) with `rotation`, fitted to
+    `box` (see `fit_to_box`); sub-pixel endpoints (fixed point, 4 fractional bits)."""
+    out = image.copy()
+    if len(segments):
+        ends = np.round(fit_to_box(segments, rotation, box) * 16).astype(np.int32)
+        cv2.polylines(out, list(ends), False, colour, thickness, cv2.LINE_AA, shift=4)
     return out
 
 

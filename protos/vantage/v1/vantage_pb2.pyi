@@ -19,7 +19,7 @@ class Box(_message.Message):
     def __init__(self, x_min: _Optional[float] = ..., y_min: _Optional[float] = ..., x_max: _Optional[float] = ..., y_max: _Optional[float] = ...) -> None: ...
 
 class EstimateRequest(_message.Message):
-    __slots__ = ("image", "box", "category", "request_id", "frame_id", "keep_frame", "top_k")
+    __slots__ = ("image", "box", "category", "request_id", "frame_id", "keep_frame", "top_k", "wireframe_models")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     BOX_FIELD_NUMBER: _ClassVar[int]
     CATEGORY_FIELD_NUMBER: _ClassVar[int]
@@ -27,6 +27,7 @@ class EstimateRequest(_message.Message):
     FRAME_ID_FIELD_NUMBER: _ClassVar[int]
     KEEP_FRAME_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
+    WIREFRAME_MODELS_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     box: Box
     category: str
@@ -34,7 +35,8 @@ class EstimateRequest(_message.Message):
     frame_id: int
     keep_frame: bool
     top_k: int
-    def __init__(self, image: _Optional[bytes] = ..., box: _Optional[_Union[Box, _Mapping]] = ..., category: _Optional[str] = ..., request_id: _Optional[str] = ..., frame_id: _Optional[int] = ..., keep_frame: _Optional[bool] = ..., top_k: _Optional[int] = ...) -> None: ...
+    wireframe_models: int
+    def __init__(self, image: _Optional[bytes] = ..., box: _Optional[_Union[Box, _Mapping]] = ..., category: _Optional[str] = ..., request_id: _Optional[str] = ..., frame_id: _Optional[int] = ..., keep_frame: _Optional[bool] = ..., top_k: _Optional[int] = ..., wireframe_models: _Optional[int] = ...) -> None: ...
 
 class CategoryScore(_message.Message):
     __slots__ = ("name", "score")
@@ -159,18 +161,20 @@ class ReloadResponse(_message.Message):
     def __init__(self, model: _Optional[_Union[ModelInfo, _Mapping]] = ..., changed: _Optional[bool] = ...) -> None: ...
 
 class RetrieveRequest(_message.Message):
-    __slots__ = ("image", "box", "category", "top_k", "request_id")
+    __slots__ = ("image", "box", "category", "top_k", "request_id", "wireframe_models")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     BOX_FIELD_NUMBER: _ClassVar[int]
     CATEGORY_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    WIREFRAME_MODELS_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     box: Box
     category: str
     top_k: int
     request_id: str
-    def __init__(self, image: _Optional[bytes] = ..., box: _Optional[_Union[Box, _Mapping]] = ..., category: _Optional[str] = ..., top_k: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
+    wireframe_models: int
+    def __init__(self, image: _Optional[bytes] = ..., box: _Optional[_Union[Box, _Mapping]] = ..., category: _Optional[str] = ..., top_k: _Optional[int] = ..., request_id: _Optional[str] = ..., wireframe_models: _Optional[int] = ...) -> None: ...
 
 class RetrievedView(_message.Message):
     __slots__ = ("view_id", "model_id", "category", "viewpoint", "rotation", "similarity", "thumbnail")
@@ -191,18 +195,20 @@ class RetrievedView(_message.Message):
     def __init__(self, view_id: _Optional[int] = ..., model_id: _Optional[str] = ..., category: _Optional[str] = ..., viewpoint: _Optional[_Union[Viewpoint, _Mapping]] = ..., rotation: _Optional[_Iterable[float]] = ..., similarity: _Optional[float] = ..., thumbnail: _Optional[str] = ...) -> None: ...
 
 class RetrievedModel(_message.Message):
-    __slots__ = ("model_id", "category", "score", "best_view", "views")
+    __slots__ = ("model_id", "category", "score", "best_view", "views", "wireframe")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     CATEGORY_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     BEST_VIEW_FIELD_NUMBER: _ClassVar[int]
     VIEWS_FIELD_NUMBER: _ClassVar[int]
+    WIREFRAME_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     category: str
     score: float
     best_view: RetrievedView
     views: int
-    def __init__(self, model_id: _Optional[str] = ..., category: _Optional[str] = ..., score: _Optional[float] = ..., best_view: _Optional[_Union[RetrievedView, _Mapping]] = ..., views: _Optional[int] = ...) -> None: ...
+    wireframe: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, model_id: _Optional[str] = ..., category: _Optional[str] = ..., score: _Optional[float] = ..., best_view: _Optional[_Union[RetrievedView, _Mapping]] = ..., views: _Optional[int] = ..., wireframe: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class NeighbourPose(_message.Message):
     __slots__ = ("rotation", "viewpoint", "quaternion", "support", "count", "method")
@@ -245,15 +251,17 @@ class RetrieveResponse(_message.Message):
     def __init__(self, retrieval: _Optional[_Union[Retrieval, _Mapping]] = ..., estimate: _Optional[_Union[EstimateResponse, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class ViewIndexInfo(_message.Message):
-    __slots__ = ("views", "models", "categories", "descriptor", "dim")
+    __slots__ = ("views", "models", "categories", "descriptor", "dim", "wireframes")
     VIEWS_FIELD_NUMBER: _ClassVar[int]
     MODELS_FIELD_NUMBER: _ClassVar[int]
     CATEGORIES_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTOR_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
+    WIREFRAMES_FIELD_NUMBER: _ClassVar[int]
     views: int
     models: int
     categories: _containers.RepeatedScalarFieldContainer[str]
     descriptor: str
     dim: int
-    def __init__(self, views: _Optional[int] = ..., models: _Optional[int] = ..., categories: _Optional[_Iterable[str]] = ..., descriptor: _Optional[str] = ..., dim: _Optional[int] = ...) -> None: ...
+    wireframes: int
+    def __init__(self, views: _Optional[int] = ..., models: _Optional[int] = ..., categories: _Optional[_Iterable[str]] = ..., descriptor: _Optional[str] = ..., dim: _Optional[int] = ..., wireframes: _Optional[int] = ...) -> None: ...
