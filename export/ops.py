@@ -6,6 +6,8 @@ export time, naming the operator and its node, instead of letting a TensorRT
 build fail on the user's device. The element types are those of the ONNX-TensorRT
 10.x operator support matrix for the operator's first input (for `Where`: its
 condition). ONNX Runtime's CPU provider runs all of them in float32.
+MaxPool (ResNet-50's stage 1) is allowed with its pooled output only: TensorRT
+does not produce the optional Indices output.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ ALLOWED_OPS: dict[str, frozenset[str]] = {
     **{op: _FLOAT for op in (
         "Acos", "Asin", "Atan", "AveragePool", "BatchNormalization", "Clip", "Conv", "Cos", "Erf", "Exp",
         "Gemm", "GlobalAveragePool", "HardSigmoid", "HardSwish", "LeakyRelu", "Log", "LogSoftmax", "MatMul",
-        "Pow", "Reciprocal", "ReduceL2", "ReduceMean", "Relu", "Sigmoid", "Sin", "Softmax", "Sqrt", "Tanh",
-        "QuantizeLinear",
+        "MaxPool", "Pow", "Reciprocal", "ReduceL2", "ReduceMean", "Relu", "Sigmoid", "Sin", "Softmax", "Sqrt",
+        "Tanh", "QuantizeLinear",
     )},
     **{op: _NUMERIC for op in (
         "Abs", "Add", "Div", "Equal", "Greater", "GreaterOrEqual", "Less", "LessOrEqual", "Max", "Min",
@@ -93,6 +95,9 @@ def violations(model: onnx.ModelProto) -> list[str]:
             op = f"{node.domain}.{node.op_type}" if node.domain not in ("", "ai.onnx") else node.op_type
             reason = REFUSED_BECAUSE.get(node.op_type, "not in the TensorRT / ONNX Runtime allow-list")
             found.append(f"{op} ({where}): {reason}")
+            continue
+        if node.op_type == "MaxPool" and len(node.output) > 1 and node.output[1]:
+            found.append(f"MaxPool with Indices ({where}): TensorRT computes the pooled output only")
             continue
         first = types.get(node.input[0]) if node.input and node.input[0] else None
         if first is not None and first not in ALLOWED_OPS[node.op_type]:

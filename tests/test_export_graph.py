@@ -5,6 +5,7 @@ import warnings
 import numpy as np
 import onnx
 import pytest
+import torch
 from export_fixtures import ContractModel, joint_model
 from onnx import TensorProto, helper
 
@@ -91,6 +92,28 @@ def test_element_types_follow_tensorrt_support_matrix():
     assert violations(_graph("Add", TensorProto.DOUBLE, TensorProto.DOUBLE))[0].startswith("Add on DOUBLE")
     with pytest.raises(UnsupportedOpError, match="Hardmax"):
         check_ops(_graph("Hardmax", TensorProto.FLOAT, TensorProto.FLOAT, n_inputs=1))
+
+
+def test_maxpool_is_allowed_without_its_indices_output():
+    pool = _graph("MaxPool", TensorProto.FLOAT, TensorProto.FLOAT, n_inputs=1)
+    check_ops(pool)
+    pool.graph.node[0].output.append("indices")
+    assert violations(pool) == ["MaxPool with Indices (node /MaxPool): TensorRT computes the pooled output only"]
+
+
+def test_resnet50_bundle_exports_and_matches_pytorch(tmp_path):
+    """ResNet-50's stage 1 has a MaxPool; 32² crops keep the (random-init) export to seconds."""
+    from vantage.train.model import JointPoseNet, ModelConfig
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(categories=["car", "chair"], input_size=32, head_hidden=(16, 8), pretrained=False,
+                      backbone="resnet50", tap=4)
+    model = JointPoseNet(cfg).eval()
+    bundle = _export(model, tmp_path / "resnet50")
+    assert "MaxPool" in {n.op_type for n in onnx.load(str(bundle / "model.onnx")).graph.node}
+    images, hints = parity_inputs(2, 32)
+    diffs = check_parity(model, bundle / "model.onnx", images, hints)
+    assert diffs["rotation"] < 1e-4 and diffs["category_probs"] < 1e-5 and diffs["embedding"] < 1e-4
 
 
 @pytest.mark.slow

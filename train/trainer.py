@@ -19,6 +19,7 @@ import hashlib
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -29,6 +30,9 @@ from tqdm import tqdm
 
 from vantage.imaging import IMAGENET_MEAN, IMAGENET_STD, normalise
 from vantage.train.data import AugmentConfig, Sample, batches, load_crop, read_samples
+from vantage.train.distributed import (
+    Ranks, all_sum, check_replicas, forward_features, main_first, process_group, seed_dropout, shard,
+)
 from vantage.train.keyposes import assign, kmeans, pose_targets
 from vantage.train.losses import Targets, joint_loss
 from vantage.train.model import JointPoseNet, ModelConfig
@@ -304,16 +308,68 @@ def write_curves(history: list[dict], out: Path) -> None:
     plt.close(fig)
 
 
+class TrainingData(NamedTuple):
+    """What every epoch draws from: cached features, pose targets, categories."""
+
+    feats: torch.Tensor  # (copies, N, C, h, w) float16
+    targets: Targets  # of every (copy, sample), flattened copy-major
+    cats: torch.Tensor  # (N,) category indices
+
+
+class Step(NamedTuple):
+    """What one optimisation step of an epoch needs."""
+
+    model: JointPoseNet
+    forward: Callable  # model.forward_features, DDP-wrapped when distributed
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler
+    cfg: TrainConfig
+    phase: Phase
+    simple: bool  # M_G warm-up as M_S
+
+
 def train(cfg: TrainConfig, resume: bool = True, stop_after: int | None = None) -> Path:
     """Train, checkpointing every epoch; returns the checkpoint path.
 
     A run in `cfg.out` is resumed where it stopped and continues exactly as an
     uninterrupted run would (optimiser, schedule, RNG streams restored).
     `stop_after` ends this call after that many epochs (time-boxed sessions).
+    Under `torchrun` the processes train data-parallel (`vantage.train.distributed`).
     """
+    with process_group(device()) as ranks:
+        return _train(cfg, ranks, resume, stop_after)
+
+
+def _restore(path: Path, model: JointPoseNet, opt, sched, cfg: TrainConfig, dev: torch.device) -> tuple[int, list]:
+    """Load a checkpoint into the run's state; returns (first epoch to train, history so far)."""
+    ckpt = torch.load(path, map_location=dev, weights_only=True)
+    saved_epochs = json.loads(ckpt["config"])["epochs"]
+    if saved_epochs != cfg.epochs:
+        raise ValueError(
+            f"{path} belongs to a {saved_epochs}-epoch schedule, not {cfg.epochs}: "
+            "use the same epochs to resume, or restart the run"
+        )
+    model.load_state_dict(ckpt["model"])
+    torch.set_rng_state(ckpt["torch_rng"])
+    opt.load_state_dict(ckpt["optimizer"])
+    sched.load_state_dict(ckpt["scheduler"])
+    return int(ckpt["epoch"]) + 1, json.loads(ckpt["history"])
+
+
+def _set_modes(model: JointPoseNet, phase: Phase) -> None:
+    """Train mode (batch statistics, dropout) for the parts the phase trains only."""
+    model.train()
+    model.features.eval()
+    for part, on in ((model.trunk, phase.trunk), (model.pose_heads, phase.pose), (model.pose_reduce, phase.pose),
+                     (model.classifier, phase.category)):
+        part.train(on)
+
+
+def _train(cfg: TrainConfig, ranks: Ranks, resume: bool, stop_after: int | None) -> Path:
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    if ranks.main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     torch.manual_seed(cfg.seed)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -324,12 +380,11 @@ def train(cfg: TrainConfig, resume: bool = True, stop_after: int | None = None) 
     if cfg.protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {cfg.protocol!r}")
     model = JointPoseNet(cfg.model).to(dev)
-    feats, flipped = cached_features(model, samples, cfg)
+    feats, flipped = main_first(ranks, lambda: cached_features(model, samples, cfg))
     labels = np.array([s.category for s in samples])
     rots = np.stack([s.rotation for s in samples])
     rots = np.where(flipped.numpy()[..., None, None], mirror_rotation(rots), rots)  # (copies, N, 3, 3)
-    targets = training_targets(model, rots, cfg)
-    cats = torch.tensor(labels, dtype=torch.long)
+    data = TrainingData(feats, training_targets(model, rots, cfg), torch.tensor(labels, dtype=torch.long))
 
     model.features.requires_grad_(False)
     params = [p for n, p in model.named_parameters() if not n.startswith("features.")]
@@ -339,19 +394,7 @@ def train(cfg: TrainConfig, resume: bool = True, stop_after: int | None = None) 
     start, history = 0, []
     ckpt_path = out / CHECKPOINT
     if resume and ckpt_path.is_file():
-        ckpt = torch.load(ckpt_path, map_location=dev, weights_only=True)
-        saved_epochs = json.loads(ckpt["config"])["epochs"]
-        if saved_epochs != cfg.epochs:
-            raise ValueError(
-                f"{ckpt_path} belongs to a {saved_epochs}-epoch schedule, not {cfg.epochs}: "
-                "use the same epochs to resume, or restart the run"
-            )
-        model.load_state_dict(ckpt["model"])
-        torch.set_rng_state(ckpt["torch_rng"])
-        opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
-        start, history = int(ckpt["epoch"]) + 1, json.loads(ckpt["history"])
-    use_amp = dev.type == "cuda"
+        start, history = _restore(ckpt_path, model, opt, sched, cfg, dev)
     rng = np.random.default_rng(cfg.seed)
     for _ in range(start):  # keep the sampling stream identical after a resume
         balanced_order(labels, rng), rng.integers(0, feats.shape[0], len(samples))
@@ -359,61 +402,75 @@ def train(cfg: TrainConfig, resume: bool = True, stop_after: int | None = None) 
     for epoch in range(start, end):
         phase = phase_of(epoch, cfg)
         set_trainable(model, phase)
-        model.train()
-        model.features.eval()
-        for part, on in ((model.trunk, phase.trunk), (model.pose_heads, phase.pose), (model.pose_reduce, phase.pose),
-                         (model.classifier, phase.category)):
-            part.train(on)
+        _set_modes(model, phase)
+        seed_dropout(cfg.seed, epoch, ranks)
         order = balanced_order(labels, rng)
         copy_of = rng.integers(0, feats.shape[0], len(order))
-        simple = epoch < cfg.simple_warmup_epochs
-        sums = {"loss": 0.0, "pose_loss": 0.0, "ce": 0.0, "pose_err": 0.0, "correct": 0, "n": 0}
         t0 = time.time()
-        bar = tqdm(total=len(order), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress, unit="img")
-        for sl in batches(len(order), cfg.batch_size):
-            idx = torch.from_numpy(order[sl])
-            if len(idx) < 2:
-                continue
-            copy = torch.from_numpy(copy_of[sl])
-            x = feats[copy, idx].to(dev).float()
-            with torch.autocast(dev.type, enabled=use_amp):
-                logits, heads = model.forward_features(x)
-            heads = type(heads)(*(None if v is None else v.float() for v in heads))
-            pl, ce, err = joint_loss(
-                model, logits.float(), heads, _batch(targets, copy * len(samples) + idx, dev), cats[idx].to(dev),
-                phase.oracle, cfg.alpha, simple,
-            )
-            # CE is weighed by λ only where it shares trainable parts with the pose loss
-            ce_weight = (cfg.lambda_category if phase.pose and phase.trunk else 1.0) if phase.category else 0.0
-            loss = (pl if phase.pose else 0.0) + ce_weight * ce
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            n = len(idx)
-            sums["loss"] += loss.item() * n
-            sums["pose_loss"] += pl.item() * n
-            sums["ce"] += ce.item() * n
-            sums["pose_err"] += err.item() * n
-            sums["correct"] += int((logits.argmax(1).cpu() == cats[idx]).sum())
-            sums["n"] += n
-            bar.update(n)
-            bar.set_postfix(pose=f"{math.degrees(err.item()):.1f}°", ce=f"{ce.item():.2f}")
+        bar = tqdm(total=len(order), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not (cfg.progress and ranks.main),
+                   unit="img")
+        step = Step(model, forward_features(model, ranks), opt, sched, cfg, phase, epoch < cfg.simple_warmup_epochs)
+        sums = all_sum(_run_epoch(step, data, order, copy_of, ranks, bar), ranks, dev)
         bar.close()
-        n = max(sums["n"], 1)
-        history.append(
-            {
-                "epoch": epoch + 1,
-                "phase": phase.name,
-                "loss": sums["loss"] / n,
-                "pose_loss": sums["pose_loss"] / n,
-                "pose_err": sums["pose_err"] / n,
-                "ce": sums["ce"] / n,
-                "cat_acc": sums["correct"] / n,
-                "lr": sched.get_last_lr()[0],
-                "seconds": time.time() - t0,
-            }
-        )
-        save_checkpoint(ckpt_path, model, opt, sched, epoch, cfg, history)
-    write_curves(history, out)
+        check_replicas(params, ranks, epoch)
+        history.append(_epoch_record(epoch, phase, sums, sched.get_last_lr()[0], time.time() - t0))
+        if ranks.main:
+            save_checkpoint(ckpt_path, model, opt, sched, epoch, cfg, history)
+    if ranks.main:
+        write_curves(history, out)
     return ckpt_path
+
+
+def _run_epoch(
+    step: Step, data: TrainingData, order: np.ndarray, copy_of: np.ndarray, ranks: Ranks, bar: tqdm
+) -> dict[str, float]:
+    """One pass over `order` in global batches, this process taking its shard of each; the metric sums."""
+    cfg, phase, dev = step.cfg, step.phase, next(step.model.parameters()).device
+    sums = {"loss": 0.0, "pose_loss": 0.0, "ce": 0.0, "pose_err": 0.0, "correct": 0, "n": 0}
+    for sl in batches(len(order), cfg.batch_size):
+        if sl.stop - sl.start < 2 * ranks.world:  # batch norm needs two samples in each process
+            continue
+        part = shard(sl.start, sl.stop, ranks)
+        idx, copy = torch.from_numpy(order[part]), torch.from_numpy(copy_of[part])
+        x = data.feats[copy, idx].to(dev).float()
+        with torch.autocast(dev.type, enabled=dev.type == "cuda"):
+            logits, heads = step.forward(x)
+        heads = type(heads)(*(None if v is None else v.float() for v in heads))
+        pl, ce, err = joint_loss(
+            step.model, logits.float(), heads, _batch(data.targets, copy * data.feats.shape[1] + idx, dev),
+            data.cats[idx].to(dev), phase.oracle, cfg.alpha, step.simple,
+        )
+        # CE is weighed by λ only where it shares trainable parts with the pose loss
+        ce_weight = (cfg.lambda_category if phase.pose and phase.trunk else 1.0) if phase.category else 0.0
+        loss = (pl if phase.pose else 0.0) + ce_weight * ce
+        step.opt.zero_grad(set_to_none=True)
+        # DDP averages the processes' gradients: weighing each by its share of the batch gives the batch mean's
+        (loss * (ranks.world * len(part) / (sl.stop - sl.start))).backward()
+        step.opt.step()
+        step.sched.step()
+        n = len(idx)
+        sums["loss"] += loss.item() * n
+        sums["pose_loss"] += pl.item() * n
+        sums["ce"] += ce.item() * n
+        sums["pose_err"] += err.item() * n
+        sums["correct"] += int((logits.argmax(1).cpu() == data.cats[idx]).sum())
+        sums["n"] += n
+        bar.update(sl.stop - sl.start)
+        bar.set_postfix(pose=f"{math.degrees(err.item()):.1f}°", ce=f"{ce.item():.2f}")
+    return sums
+
+
+def _epoch_record(epoch: int, phase: Phase, sums: dict[str, float], lr: float, seconds: float) -> dict:
+    """One `history` / `log.csv` row: the epoch's sample-weighted means."""
+    n = max(sums["n"], 1)
+    return {
+        "epoch": epoch + 1,
+        "phase": phase.name,
+        "loss": sums["loss"] / n,
+        "pose_loss": sums["pose_loss"] / n,
+        "pose_err": sums["pose_err"] / n,
+        "ce": sums["ce"] / n,
+        "cat_acc": sums["correct"] / n,
+        "lr": lr,
+        "seconds": seconds,
+    }
