@@ -5,6 +5,7 @@
         result = await client.estimate_result(jpeg_bytes, box=(10, 20, 200, 150))
         async for response in client.stream(frames()):       # EstimateStream, never retried
             ...
+        views = (await client.retrieve(jpeg_bytes, top_k=5)).retrieval   # needs a server with a view index
 
 Why a second client: asyncio programs (apps, load generators, the camera demo's
 reader) run many calls concurrently on one thread without a thread per call.
@@ -29,15 +30,16 @@ import asyncio
 import random
 import time
 from dataclasses import dataclass
-from typing import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence, TypeVar
+from typing import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence, TypeVar, Unpack
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
-from vantage.serve.protocol import DEFAULT_MAX_MESSAGE_BYTES, SERVICE_NAME, channel_options, make_request
+from vantage.serve.client import ClientBase
+from vantage.serve.protocol import DEFAULT_MAX_MESSAGE_BYTES, SERVICE_NAME, make_request, make_retrieve_request
 from vantage.serve.results import PoseResult, response_to_result
-from vantage.serve.security import bearer_metadata, channel_credentials
-from vantage.v1 import vantage_pb2, vantage_pb2_grpc
+from vantage.serve.security import ClientSecurity
+from vantage.v1 import vantage_pb2
 
 T = TypeVar("T")
 
@@ -75,17 +77,17 @@ class RetryPolicy:
 NO_RETRY = RetryPolicy(max_attempts=1)
 
 
-class AsyncPoseClient:
+class AsyncPoseClient(ClientBase):
     """Calls `vantage.v1.PoseEstimator` at `target` ("host:port") from asyncio code.
 
     Failed calls raise `grpc.aio.AioRpcError` (`.code()`, `.details()`) after the retries
     of `retry`. `timeout` is the default deadline of a unary call in seconds, retries
-    included. `token` is sent as "authorization: Bearer <token>" on every call but health
-    checks; `tls=True` (or any TLS file) makes the channel TLS: `tls_ca` verifies the
-    server (system roots when empty), `tls_cert` + `tls_key` are a client certificate
-    (mTLS), `tls_server_name` overrides the name checked in the server's certificate.
-    Create it inside the event loop that uses it.
+    included. The keyword options are `ClientSecurity`'s, as for PoseClient: `token` (sent
+    on every call but health checks), `tls`, `tls_ca`, `tls_cert` + `tls_key` (mTLS) and
+    `tls_server_name`. Create it inside the event loop that uses it.
     """
+
+    grpc_channels = grpc.aio
 
     def __init__(
         self,
@@ -94,28 +96,11 @@ class AsyncPoseClient:
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         *,
         retry: RetryPolicy = RetryPolicy(),
-        token: str | None = None,
-        tls: bool = False,
-        tls_ca: str = "",
-        tls_cert: str = "",
-        tls_key: str = "",
-        tls_server_name: str = "",
+        **security: Unpack[ClientSecurity],
     ) -> None:
-        self.target = target
-        self.timeout = timeout
+        super().__init__(target, timeout, max_message_bytes, **security)
         self.retry = retry
-        self.metadata = bearer_metadata(token)
         self.attempts = 0  # RPC attempts made by unary calls, retries included (tests, metrics)
-        options: list[tuple[str, int | str]] = list(channel_options(max_message_bytes))
-        if tls_server_name:
-            options.append(("grpc.ssl_target_name_override", tls_server_name))
-        if tls or tls_ca or tls_cert:
-            credentials = channel_credentials(tls_ca, tls_cert, tls_key)
-            self.channel = grpc.aio.secure_channel(target, credentials, options=options)
-        else:
-            self.channel = grpc.aio.insecure_channel(target, options=options)
-        self.stub = vantage_pb2_grpc.PoseEstimatorStub(self.channel)
-        self.health_stub = health_pb2_grpc.HealthStub(self.channel)
 
     async def close(self) -> None:
         await self.channel.close()
@@ -224,4 +209,20 @@ class AsyncPoseClient:
         request = vantage_pb2.GetModelInfoRequest()
         return await self._call(
             lambda remaining: self.stub.GetModelInfo(request, timeout=remaining, metadata=self.metadata), timeout
+        )
+
+    async def retrieve(
+        self,
+        image: bytes,
+        box: Sequence[float] | None = None,
+        category: str | None = None,
+        top_k: int = 0,
+        request_id: str = "",
+        timeout: float | None = None,
+    ) -> vantage_pb2.RetrieveResponse:
+        """Image-graphics search (retried like `estimate`): nearest rendered views, their 3D models and the
+        pose from them (top_k 0 = the server's default); `category` restricts the search to one category."""
+        request = make_retrieve_request(image, box, category, top_k, request_id)
+        return await self._call(
+            lambda remaining: self.stub.Retrieve(request, timeout=remaining, metadata=self.metadata), timeout
         )

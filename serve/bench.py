@@ -6,12 +6,26 @@
 
 For each batching setting, mode (unary `Estimate`, or `EstimateStream` in lock step:
 each client sends its next frame when the previous answer arrived, so nothing is
-dropped) and concurrency C, C client threads (one channel each) send requests back to
-back over the inputs for `seconds` after two warm-up requests each; a request counts
-when it completes inside the window. Started servers are separate processes
-(`python -m vantage serve`), so the clients do not share the server's interpreter.
-The in-process line runs the same model on the same inputs with `Predictor.predict_bytes`
-(decode, crop, inference), one at a time, while no load runs.
+dropped) and concurrency C, C clients (an `AsyncPoseClient` each, so a channel each,
+never retrying: a refused request counts as an error) send requests back to back over
+the inputs for `seconds` after two warm-up requests each; a request counts when it
+completes inside the window. Started servers are separate processes (`python -m vantage
+serve`), so the clients do not share the server's interpreter. The in-process line runs
+the same model on the same inputs with `Predictor.predict_bytes` (decode, crop,
+inference), one at a time, alternating with the same requests through the server.
+
+Decision: the C clients are coroutines on one event loop, not a loop per thread. Measured
+on a shared 2-core CPU machine (3 rounds, 2 s per level, the server on the same cores):
+against a server that answers at once, one loop carried 4,100-6,100 unary and
+6,000-11,000 stream requests/s at C = 16-64 (one round's 1,500 an outlier), above the
+2,300-3,300 and 2,000-3,100 of the thread-per-client generator it replaced; against the
+real server (tiny bundle, batching on) both gave 360-650 unary and 430-820 stream
+requests/s at C = 16, the loop using 0.13-0.18 of a core. One loop is not the limit;
+threads of loops would only contend for the GIL. A server faster than about 4,000
+requests/s (a GPU host) wants several bench processes, or the bench measures itself.
+A level whose clients have not all warmed up within WARMUP_TIMEOUT_S fails with a
+reason: a server holds one handler thread per open stream, so stream mode above the
+server's `--workers` would otherwise wait out the deadline.
 
 Writes `bench.json` (settings, inputs, rows, ratios), `bench.csv` (rows) and, when
 matplotlib is installed, `bench.png` (p50 and p99 latency against throughput), and
@@ -23,26 +37,32 @@ prints the ratios the issue asks for: gRPC p50 over in-process at concurrency 1
 from __future__ import annotations
 
 import argparse
+import asyncio
 import csv
+import itertools
 import json
 import logging
+import math
 import os
 import re
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, AsyncIterator, Sequence
 
 import grpc
 import numpy as np
+
+from vantage.serve.aio_client import NO_RETRY, AsyncPoseClient
+from vantage.serve.security import ClientSecurity, add_client_arguments, client_security
 
 log = logging.getLogger(__name__)
 
 MODES: tuple[str, ...] = ("unary", "stream")
 WARMUP_REQUESTS = 2
+WARMUP_TIMEOUT_S = 60.0
 TARGET_OVERHEAD = 1.2
 TARGET_BATCHING_SPEEDUP = 1.5
 QUICK = {"concurrency": (1, 4, 16), "seconds": 0.5, "count": 8}
@@ -66,6 +86,8 @@ class BenchSettings:
     batch_delay_ms: float = 2.0
     token_file: str = ""  # bearer token of a running server
     tls_ca: str = ""  # CA of a running TLS server
+    tls_cert: str = ""  # client certificate (and key) of a running mTLS server
+    tls_key: str = ""
     out: str = "runs/bench"
 
 
@@ -100,119 +122,147 @@ def summarise(mode: str, batching: str, concurrency: int, latencies_s: Sequence[
 
 
 class _Window:
-    """The measurement window shared by a level's client threads: opens after everyone warmed up."""
+    """The measurement window shared by a level's clients: opens once every client has warmed up."""
 
     def __init__(self, clients: int, seconds: float) -> None:
-        self.barrier = threading.Barrier(clients + 1)
-        self.opened = threading.Event()
+        self.warmed = asyncio.Barrier(clients + 1)
+        self.opened = asyncio.Event()
         self.seconds = seconds
-        self.end = 0.0
+        self.end = math.inf
 
-    def open(self) -> float:
-        self.barrier.wait()
+    async def open(self) -> float:
+        await self.warmed.wait()
         start = time.perf_counter()
         self.end = start + self.seconds
         self.opened.set()
         return start
 
-    def join(self) -> None:
+    async def join(self) -> None:
         """Client side: wait until the window opens."""
-        self.barrier.wait()
-        self.opened.wait()
+        await self.warmed.wait()
+        await self.opened.wait()
 
 
-def _unary_client(client, inputs, offset: int, window: _Window, latencies: list[float], errors: list[int]) -> None:
-    from vantage.serve.protocol import make_request  # noqa: PLC0415
-
-    requests = [make_request(x.image, x.box) for x in inputs]
-    i = offset
-    for _ in range(WARMUP_REQUESTS):
-        client.stub.Estimate(requests[i % len(requests)], timeout=60, metadata=client.metadata)
-    window.join()
-    while time.perf_counter() < window.end:
+async def _unary_client(
+    client: AsyncPoseClient, inputs: Sequence, offset: int, window: _Window
+) -> tuple[list[float], int]:
+    """Estimate calls back to back: the latencies completed inside the window and the failed calls."""
+    latencies, errors = [], 0
+    turns = (inputs[(offset + i) % len(inputs)] for i in itertools.count())
+    for x in itertools.islice(turns, WARMUP_REQUESTS):
+        await client.estimate(x.image, x.box)
+    await window.join()
+    for x in turns:
         t0 = time.perf_counter()
+        if t0 >= window.end:
+            break
         try:
-            client.stub.Estimate(requests[i % len(requests)], timeout=60, metadata=client.metadata)
-        except grpc.RpcError:
-            errors[0] += 1
+            await client.estimate(x.image, x.box)
+        except grpc.aio.AioRpcError:
+            errors += 1
             continue
-        finally:
-            i += 1
         t1 = time.perf_counter()
         if t1 <= window.end:
             latencies.append(t1 - t0)
+    return latencies, errors
 
 
-def _stream_client(client, inputs, offset: int, window: _Window, latencies: list[float], errors: list[int]) -> None:
+async def _stream_client(
+    client: AsyncPoseClient, inputs: Sequence, offset: int, window: _Window
+) -> tuple[list[float], int]:
+    """One EstimateStream in lock step (the next frame leaves when the previous answer arrived)."""
     from vantage.serve.protocol import make_request  # noqa: PLC0415
 
-    answered = threading.Semaphore(0)
-    stop = threading.Event()
-    sent_at = [0.0]
+    latencies, errors = [], 0
+    answered = asyncio.Semaphore(0)
+    stop = False
+    sent_at = 0.0
 
-    def frames():
-        i = 0
-        while not stop.is_set():
+    async def frames() -> AsyncIterator:
+        nonlocal sent_at
+        for i in itertools.count():
             x = inputs[(offset + i) % len(inputs)]
-            sent_at[0] = time.perf_counter()
+            sent_at = time.perf_counter()
             yield make_request(x.image, x.box, frame_id=i)
-            i += 1
-            answered.acquire()
+            await answered.acquire()
+            if stop:
+                return
 
     seen = 0
-    for response in client.stream(frames(), timeout=window.seconds + 120):
+    async for response in client.stream(frames(), timeout=window.seconds + 120):
         now = time.perf_counter()
         seen += 1
         if seen == WARMUP_REQUESTS:
-            window.join()
+            await window.join()
         elif seen > WARMUP_REQUESTS:
             if now >= window.end:
-                stop.set()
+                stop = True
             elif response.error_code or response.dropped:
-                errors[0] += 1
+                errors += 1
             else:
-                latencies.append(now - sent_at[0])
+                latencies.append(now - sent_at)
         answered.release()
+    return latencies, errors
+
+
+async def _open(window: _Window, concurrency: int) -> float:
+    """Open the window once every client warmed up; TimeoutError with the likely reason when they do not."""
+    try:
+        return await asyncio.wait_for(window.open(), WARMUP_TIMEOUT_S)
+    except TimeoutError:
+        raise TimeoutError(f"not all {concurrency} clients warmed up in {WARMUP_TIMEOUT_S:g} s: a server holds one "
+                           "handler thread per open stream, is concurrency above its --workers?") from None
+
+
+async def _level(
+    target: str, client_options: ClientSecurity, inputs: Sequence, mode: str, concurrency: int, seconds: float
+) -> tuple[list[float], int, float]:
+    """`concurrency` clients (a channel each) as coroutines of this loop; see `run_level`."""
+    worker = _unary_client if mode == "unary" else _stream_client
+    window = _Window(concurrency, seconds)
+    clients = [AsyncPoseClient(target, timeout=60, retry=NO_RETRY, **client_options) for _ in range(concurrency)]
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(worker(c, inputs, k * 7, window)) for k, c in enumerate(clients)]
+            start = await _open(window, concurrency)
+    finally:
+        await asyncio.gather(*(c.close() for c in clients))
+    results = [t.result() for t in tasks]
+    return [x for lat, _ in results for x in lat], sum(e for _, e in results), min(seconds, time.perf_counter() - start)
 
 
 def run_level(
-    target: str, client_options: dict[str, Any], inputs: Sequence, mode: str, concurrency: int, seconds: float
+    target: str, client_options: ClientSecurity, inputs: Sequence, mode: str, concurrency: int, seconds: float
 ) -> tuple[list[float], int, float]:
     """Latencies (s) of requests completed in the window, the error count and the window length."""
-    from vantage.serve.client import PoseClient  # noqa: PLC0415
-
-    worker: Callable = _unary_client if mode == "unary" else _stream_client
-    window = _Window(concurrency, seconds)
-    latencies: list[list[float]] = [[] for _ in range(concurrency)]
-    errors = [[0] for _ in range(concurrency)]
-    failures: list[BaseException] = []
-    clients = [PoseClient(target, timeout=60, **client_options) for _ in range(concurrency)]
-
-    def run(k: int) -> None:
-        try:
-            worker(clients[k], inputs, k * 7, window, latencies[k], errors[k])
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
-            failures.append(exc)
-            window.barrier.abort()
-
-    threads = [threading.Thread(target=run, args=(k,), daemon=True) for k in range(concurrency)]
-    for t in threads:
-        t.start()
     try:
-        start = window.open()
-    except threading.BrokenBarrierError:
-        start = time.perf_counter()
-    for t in threads:
-        t.join(seconds + 120)
-    for c in clients:
-        c.close()
-    if failures:
-        raise RuntimeError(f"{mode} client failed at concurrency {concurrency}: {failures[0]!r}") from failures[0]
-    return [x for lat in latencies for x in lat], sum(e[0] for e in errors), min(seconds, time.perf_counter() - start)
+        return asyncio.run(_level(target, client_options, inputs, mode, concurrency, seconds))
+    except* Exception as group:
+        first = group.exceptions[0]
+        raise RuntimeError(f"{mode} client failed at concurrency {concurrency}: {first!r}") from first
+
+
+async def _paired(
+    predictor: Any, client: AsyncPoseClient, inputs: Sequence, repeats: int
+) -> tuple[list[float], list[float]]:
+    """Latencies of `predictor.predict_bytes` and of the server, a pass of each in turn (the first pass warms up)."""
+    local: list[float] = []
+    remote: list[float] = []
+    for _ in range(repeats + 1):
+        for x in inputs:
+            t0 = time.perf_counter()
+            predictor.predict_bytes(x.image, x.box)
+            local.append(time.perf_counter() - t0)
+        for x in inputs:
+            t0 = time.perf_counter()
+            await client.estimate(x.image, x.box)
+            remote.append(time.perf_counter() - t0)
+    return local[len(inputs):], remote[len(inputs):]
 
 
 def paired_rows(
-    target: str, client_options: dict[str, Any], settings: BenchSettings, inputs: Sequence, batching: str, repeats: int = 5
+    target: str, client_options: ClientSecurity, settings: BenchSettings, inputs: Sequence, batching: str,
+    repeats: int = 5,
 ) -> tuple[Row, Row]:
     """In-process and gRPC latency of the same requests, alternating pass by pass (no other load).
 
@@ -221,20 +271,15 @@ def paired_rows(
     on: alternating makes both see the same machine load, which on a shared machine
     drifts more than the overhead measured.
     """
-    from vantage.serve.client import PoseClient  # noqa: PLC0415
     from vantage.serve.engine import Predictor  # noqa: PLC0415 (ONNX Runtime only when measuring)
 
     predictor = Predictor(settings.model, settings.backend, settings.intra_op_threads)
-    local: list[float] = []
-    remote: list[float] = []
-    with PoseClient(target, timeout=60, **client_options) as client:
-        for rep in range(repeats + 1):  # the first round warms both up
-            for run, latencies in ((predictor.predict_bytes, local), (client.estimate, remote)):
-                for x in inputs:
-                    t0 = time.perf_counter()
-                    run(x.image, x.box)
-                    if rep:
-                        latencies.append(time.perf_counter() - t0)
+
+    async def measure() -> tuple[list[float], list[float]]:
+        async with AsyncPoseClient(target, timeout=60, retry=NO_RETRY, **client_options) as client:
+            return await _paired(predictor, client, inputs, repeats)
+
+    local, remote = asyncio.run(measure())
     return (summarise("in-process", "-", 1, local, 0, sum(local)),
             summarise("unary-paired", batching, 1, remote, 0, sum(remote)))
 
@@ -269,27 +314,23 @@ class ServerProcess:
                 self.proc.wait()
 
 
-def _client_options(settings: BenchSettings) -> dict[str, Any]:
-    from vantage.serve.security import read_token  # noqa: PLC0415
+def _client_options(settings: BenchSettings) -> ClientSecurity:
+    return client_security(settings.token_file, settings.tls_ca, settings.tls_cert, settings.tls_key)
 
-    options: dict[str, Any] = {}
-    if settings.token_file:
-        options["token"] = read_token(settings.token_file)
-    if settings.tls_ca:
-        options["tls_ca"] = settings.tls_ca
-    return options
+
+async def _server_backend(target: str, client_options: ClientSecurity) -> str:
+    """The backend a server reports, once it is SERVING."""
+    async with AsyncPoseClient(target, timeout=30, **client_options) as client:
+        await client.wait_ready(timeout=120)
+        return (await client.model_info()).backend
 
 
 def _measure_server(
-    target: str, client_options: dict[str, Any], settings: BenchSettings, inputs: Sequence, batching: str
+    target: str, client_options: ClientSecurity, settings: BenchSettings, inputs: Sequence, batching: str
 ) -> tuple[list[Row], str, tuple[Row, Row] | None]:
     """Every mode and concurrency against one server; also the backend it reports and, when the
     bundle is given and batching is on (or the server's own), the paired in-process comparison."""
-    from vantage.serve.client import PoseClient  # noqa: PLC0415
-
-    with PoseClient(target, timeout=30, **client_options) as client:
-        client.wait_ready(timeout=120)
-        backend = client.model_info().backend
+    backend = asyncio.run(_server_backend(target, client_options))
     paired = None
     if settings.model and batching in ("on", "server"):
         paired = paired_rows(target, client_options, settings, inputs, batching)
@@ -446,8 +487,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     add("--intra-op-threads", type=int, help="ONNX Runtime threads (default 0 = one per core)")
     add("--max-batch-size", type=int, help=f"batch size with batching on (default {d.max_batch_size})")
     add("--batch-delay-ms", type=float, help=f"batching delay (default {d.batch_delay_ms})")
-    add("--token-file", help="bearer token file of a running server")
-    add("--tls-ca", help="CA certificate of a running TLS server")
+    add_client_arguments(parser)  # --token-file, --tls-ca, --tls-cert, --tls-key: a running server's
     add("--out", help=f"output folder (default {d.out})")
     add("--quick", action="store_true", help="concurrency 1 4 16, 0.5 s each, 8 inputs (CI)")
 

@@ -9,52 +9,47 @@
 from __future__ import annotations
 
 import time
-from typing import Iterable, Iterator, Sequence
+from types import ModuleType
+from typing import Iterable, Iterator, Sequence, Unpack
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from vantage.serve.protocol import DEFAULT_MAX_MESSAGE_BYTES, SERVICE_NAME, make_request
+from vantage.serve.protocol import DEFAULT_MAX_MESSAGE_BYTES, SERVICE_NAME, make_request, make_retrieve_request
 from vantage.serve.results import PoseResult, response_to_result
-from vantage.serve.security import bearer_metadata, client_channel_settings
+from vantage.serve.security import ClientSecurity, bearer_metadata, client_channel
 from vantage.v1 import vantage_pb2, vantage_pb2_grpc
 
 
-class PoseClient:
-    """Calls `vantage.v1.PoseEstimator` at `target` ("host:port"); `timeout` is the per-call deadline in seconds.
+class ClientBase:
+    """What the synchronous and the asyncio client share: the target, the default deadline, the token
+    metadata, the channel and the stubs. `grpc_channels` is `grpc` here and `grpc.aio` in AsyncPoseClient."""
 
-    Failed calls raise `grpc.RpcError` (`.code()`, `.details()`), e.g. INVALID_ARGUMENT
-    for a bad image, box or category. `token` is sent as a bearer token on every call;
-    `tls=True` (or any of the TLS files) makes the channel TLS: `tls_ca` verifies the
-    server (system roots when empty), `tls_cert` + `tls_key` are a client certificate
-    for mTLS, `tls_server_name` overrides the name checked in the server's certificate.
-    """
+    grpc_channels: ModuleType = grpc
 
     def __init__(
         self,
         target: str,
         timeout: float | None = 30.0,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-        *,
-        token: str | None = None,
-        tls: bool = False,
-        tls_ca: str = "",
-        tls_cert: str = "",
-        tls_key: str = "",
-        tls_server_name: str = "",
+        **security: Unpack[ClientSecurity],
     ) -> None:
         self.target = target
         self.timeout = timeout
-        self.metadata = bearer_metadata(token)
-        options, credentials = client_channel_settings(
-            max_message_bytes, tls, tls_ca, tls_cert, tls_key, tls_server_name
-        )
-        if credentials is not None:
-            self.channel = grpc.secure_channel(target, credentials, options=options)
-        else:
-            self.channel = grpc.insecure_channel(target, options=options)
+        self.metadata = bearer_metadata(security.get("token"))
+        self.channel = client_channel(self.grpc_channels, target, max_message_bytes, security)
         self.stub = vantage_pb2_grpc.PoseEstimatorStub(self.channel)
         self.health_stub = health_pb2_grpc.HealthStub(self.channel)
+
+
+class PoseClient(ClientBase):
+    """Calls `vantage.v1.PoseEstimator` at `target` ("host:port"); `timeout` is the per-call deadline in seconds.
+
+    Failed calls raise `grpc.RpcError` (`.code()`, `.details()`), e.g. INVALID_ARGUMENT
+    for a bad image, box or category. The keyword options are `ClientSecurity`'s: `token`
+    (a bearer token sent on every call but health checks), `tls`, `tls_ca`, `tls_cert` +
+    `tls_key` (mTLS) and `tls_server_name`.
+    """
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -157,8 +152,5 @@ class PoseClient:
     ) -> vantage_pb2.RetrieveResponse:
         """Image-graphics search: nearest rendered views, their 3D models and the pose from them
         (top_k 0 = the server's default); `category` restricts the search to one category."""
-        base = make_request(image, box, category, request_id)
-        request = vantage_pb2.RetrieveRequest(image=image, category=base.category, top_k=top_k, request_id=request_id)
-        if base.HasField("box"):
-            request.box.CopyFrom(base.box)
-        return self.stub.Retrieve(request, timeout=self._timeout(timeout))
+        request = make_retrieve_request(image, box, category, top_k, request_id)
+        return self.stub.Retrieve(request, timeout=self._timeout(timeout), metadata=self.metadata)

@@ -4,10 +4,13 @@ Both paths give the same keys and values (`results.result_to_json`), apart from 
 timings. A file that cannot be read or decoded, or whose image does not contain
 the box, gives `{"file": ..., "error": ...}` (the same message on both paths)
 instead of ending the batch; an unknown category or an unreachable server raise.
+Through a server the files' calls run concurrently on one asyncio channel, so that
+the server can batch them; the rows still come in file order.
 """
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -15,7 +18,9 @@ import grpc
 import numpy as np
 
 from vantage.imaging import ImageError
+from vantage.serve.aio_client import AsyncPoseClient
 from vantage.serve.results import response_to_result, result_to_json
+from vantage.serve.security import ClientSecurity
 
 Box = Sequence[float]
 
@@ -54,28 +59,37 @@ def _local(paths: list[Path], model: Any, box: Box | None, category: str | None,
     return out
 
 
-def _remote(
-    paths: list[Path], server: str, box: Box | None, category: str | None, timeout: float, wait_s: float, client_options
-):
-    from vantage.serve.client import PoseClient  # noqa: PLC0415
+async def _estimate_file(
+    client: AsyncPoseClient, slots: asyncio.Semaphore, path: Path, box: Box | None, category: str | None
+) -> dict[str, Any]:
+    """One file's JSON dict, or its `{"file", "error"}` row for a per-file failure (unreadable, INVALID_ARGUMENT)."""
+    async with slots:
+        try:
+            response = await client.estimate(_read(path), box, category, request_id=path.name)
+        except ImageError as exc:
+            return {"file": str(path), "error": str(exc)}
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.INVALID_ARGUMENT:
+                raise
+            return {"file": str(path), "error": exc.details()}
+    return {"file": str(path), **result_to_json(response_to_result(response))}
 
-    out = []
-    with PoseClient(server, timeout=timeout, **client_options) as client:
-        client.wait_ready(timeout=wait_s)
-        _check_category(category, list(client.model_info().categories))
-        for path in paths:
-            try:
-                response = client.estimate(_read(path), box, category, request_id=path.name)
-            except ImageError as exc:
-                out.append({"file": str(path), "error": str(exc)})
-                continue
-            except grpc.RpcError as exc:
-                if exc.code() != grpc.StatusCode.INVALID_ARGUMENT:
-                    raise
-                out.append({"file": str(path), "error": exc.details()})
-                continue
-            out.append({"file": str(path), **result_to_json(response_to_result(response))})
-    return out
+
+async def _remote(
+    paths: list[Path], server: str, box: Box | None, category: str | None, timeout: float, wait_s: float,
+    concurrency: int, client_options: ClientSecurity,
+) -> list[dict[str, Any]]:
+    """Up to `concurrency` Estimate calls in flight on one channel (a server batches them); rows in file order."""
+    async with AsyncPoseClient(server, timeout=timeout, **client_options) as client:
+        await client.wait_ready(timeout=wait_s)
+        _check_category(category, list((await client.model_info()).categories))
+        slots = asyncio.Semaphore(concurrency)
+        tasks = [asyncio.ensure_future(_estimate_file(client, slots, path, box, category)) for path in paths]
+        try:
+            return list(await asyncio.gather(*tasks))
+        finally:  # a call that failed for good ends the batch: stop the others before the channel closes
+            for task in tasks:
+                task.cancel()
 
 
 def predict_files(
@@ -89,7 +103,8 @@ def predict_files(
     wait_s: float = 10.0,
     batch_size: int = 16,
     backend: str = "onnxruntime-cpu",
-    client_options: dict[str, Any] | None = None,
+    concurrency: int = 4,
+    client_options: ClientSecurity | None = None,
 ) -> list[dict[str, Any]]:
     """Estimate every image file; exactly one of `server` ("host:port") or `model` (bundle folder or Predictor).
 
@@ -99,13 +114,15 @@ def predict_files(
     elevation, theta} degrees), `timings` (ms), `backend`; or `file` and `error`.
     `box` (x_min, y_min, x_max, y_max pixels) and `category` apply to every file.
     Locally the files are run in batches of `batch_size` on `backend`; through a server one
-    Estimate call per file (deadline `timeout`, after waiting up to `wait_s` for SERVING),
-    with `client_options` passed to `PoseClient` (token, TLS files).
+    Estimate call per file, `concurrency` of them in flight (deadline `timeout` each, retries
+    included, after waiting up to `wait_s` for SERVING), by an AsyncPoseClient given
+    `client_options` (token, TLS files). That path runs its own event loop: call it from
+    synchronous code.
     """
     if (server is None) == (model is None):
         raise ValueError("give exactly one of server ('host:port') or model (a bundle folder)")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if batch_size < 1 or concurrency < 1:
+        raise ValueError(f"batch_size and concurrency must be at least 1, got {batch_size} and {concurrency}")
     files = [Path(p) for p in paths]
     category = category or None
     if box is not None:
@@ -113,4 +130,4 @@ def predict_files(
         box = tuple(float(np.float32(v)) for v in box)
     if model is not None:
         return _local(files, model, box, category, batch_size, backend)
-    return _remote(files, server, box, category, timeout, wait_s, client_options or {})
+    return asyncio.run(_remote(files, server, box, category, timeout, wait_s, concurrency, client_options or {}))

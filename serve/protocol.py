@@ -44,6 +44,18 @@ def make_request(
     return request
 
 
+def make_retrieve_request(
+    image: bytes, box: Sequence[float] | None = None, category: str | None = None, top_k: int = 0, request_id: str = ""
+) -> vantage_pb2.RetrieveRequest:
+    """RetrieveRequest with the same image, box and category rules as `make_request`
+    (top_k 0 = the server's default)."""
+    base = make_request(image, box, category, request_id)
+    request = vantage_pb2.RetrieveRequest(image=image, category=base.category, top_k=top_k, request_id=request_id)
+    if base.HasField("box"):
+        request.box.CopyFrom(base.box)
+    return request
+
+
 def request_box(request: vantage_pb2.EstimateRequest) -> tuple[float, float, float, float] | None:
     """The request's box as a tuple, None when the field is absent (= whole image)."""
     if not request.HasField("box"):

@@ -15,9 +15,12 @@ Decisions:
 
 from __future__ import annotations
 
+import argparse
 import hmac
 import logging
 from pathlib import Path
+from types import ModuleType
+from typing import Any, TypedDict
 
 import grpc
 from grpc_health.v1 import health
@@ -65,16 +68,59 @@ def channel_credentials(ca: str = "", cert: str = "", key: str = "") -> grpc.Cha
     )
 
 
-def client_channel_settings(
-    max_message_bytes: int, tls: bool = False, tls_ca: str = "", tls_cert: str = "", tls_key: str = "",
-    tls_server_name: str = "",
-) -> tuple[list[tuple[str, int | str]], grpc.ChannelCredentials | None]:
-    """Channel options and TLS credentials (None = plaintext) of a client, sync or asyncio alike."""
+class ClientSecurity(TypedDict, total=False):
+    """A client's credentials: the keyword arguments of PoseClient, AsyncPoseClient and
+    `predict_files(client_options=...)`, declared once so that the clients cannot drift apart.
+
+    `token` is sent as "authorization: Bearer <token>" on every call but health checks;
+    `tls=True` (or any TLS file) makes the channel TLS: `tls_ca` verifies the server
+    (system roots when empty), `tls_cert` + `tls_key` are a client certificate (mTLS),
+    `tls_server_name` overrides the name checked in the server's certificate.
+    """
+
+    token: str | None
+    tls: bool
+    tls_ca: str
+    tls_cert: str
+    tls_key: str
+    tls_server_name: str
+
+
+def client_channel(channels: ModuleType, target: str, max_message_bytes: int, security: ClientSecurity) -> Any:
+    """A channel to `target` from `channels` (`grpc` or `grpc.aio`: their channel functions take the same
+    arguments), TLS when `security` asks for it. A misspelt option raises instead of silently meaning plaintext."""
+    known = ClientSecurity.__optional_keys__
+    if unknown := set(security) - known:
+        raise TypeError(f"unknown client options {sorted(unknown)}; expected {sorted(known)}")
+    ca, cert, key = security.get("tls_ca", ""), security.get("tls_cert", ""), security.get("tls_key", "")
+    if bool(cert) != bool(key):
+        raise ValueError("tls_cert and tls_key go together (a client certificate and its key)")
     options: list[tuple[str, int | str]] = list(channel_options(max_message_bytes))
-    if tls_server_name:
-        options.append(("grpc.ssl_target_name_override", tls_server_name))
-    credentials = channel_credentials(tls_ca, tls_cert, tls_key) if tls or tls_ca or tls_cert else None
-    return options, credentials
+    if security.get("tls_server_name"):
+        options.append(("grpc.ssl_target_name_override", security["tls_server_name"]))
+    if not (security.get("tls") or ca or cert):
+        return channels.insecure_channel(target, options=options)
+    return channels.secure_channel(target, channel_credentials(ca, cert, key), options=options)
+
+
+def add_client_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags with which `vantage predict` and `vantage bench` reach a server that has a token or TLS
+    (named after the server's own: a token travels in a file, never on a command line that `ps` shows)."""
+    parser.add_argument("--token-file", help="file holding the server's bearer token (its --auth-token-file)")
+    parser.add_argument("--tls-ca", help="PEM CA certificate that verifies a TLS server (enables TLS)")
+    parser.add_argument("--tls-cert", help="PEM client certificate, for a server with --tls-client-ca (mTLS)")
+    parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
+
+
+def client_security(
+    token_file: str | None = None, tls_ca: str | None = None, tls_cert: str | None = None, tls_key: str | None = None
+) -> ClientSecurity:
+    """Client options from those flags' values (None = not given), the token read from its file
+    (ValueError when it cannot be)."""
+    security = ClientSecurity(tls_ca=tls_ca or "", tls_cert=tls_cert or "", tls_key=tls_key or "")
+    if token_file:
+        security["token"] = read_token(token_file)
+    return security
 
 
 def bearer_metadata(token: str | None) -> tuple[tuple[str, str], ...]:

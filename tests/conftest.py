@@ -16,6 +16,22 @@ def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def indexed_bundle(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the tiny bundle with the smallest view index in BUNDLE/index: 12 views of one built-in car."""
+    import shutil
+
+    from vantage.serve.retrieval import INDEX_DIR_NAME
+    from vantage.train.indexing import IndexConfig, build_index
+    from vantage.train.meshes import builtin_specs
+
+    root = tmp_path_factory.mktemp("indexed-small") / "bundle"
+    shutil.copytree(tiny_bundle, root)
+    config = IndexConfig(subdivisions=0, backgrounds=1, pca_dim=0, thumbnail_size=0)
+    build_index(root, builtin_specs(1, categories=["car"]), root / INDEX_DIR_NAME, config, workers=0, progress=False)
+    return root
+
+
+@pytest.fixture(scope="session")
 def small_renders(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Labelled renders (2 views of one procedural model per category) for calibration and accuracy checks."""
     from export_fixtures import render_small_set

@@ -194,3 +194,26 @@ def test_mutual_tls_and_token(predictor: Predictor, pki: dict[str, str]) -> None
     assert good == 9
     assert no_token == grpc.StatusCode.UNAUTHENTICATED
     assert no_certificate == grpc.StatusCode.UNAVAILABLE  # the handshake fails without a client certificate
+
+
+def test_retrieve_with_a_token_equals_the_sync_client(indexed_bundle: Path, pki: dict[str, str]) -> None:  # noqa: F811
+    config = ServerConfig(port=0, workers=2, auth_token_file=pki["token"])
+    running = start_server(Predictor(indexed_bundle, intra_op_threads=1), config)
+    target = f"127.0.0.1:{running.port}"
+
+    async def retrieve(**options) -> vantage_pb2.RetrieveResponse | grpc.StatusCode:
+        async with AsyncPoseClient(target, timeout=10, retry=FAST, **options) as client:
+            try:
+                return await client.retrieve(IMAGE, BOX, category="car", top_k=4)
+            except grpc.aio.AioRpcError as exc:
+                return exc.code()
+
+    try:
+        anonymous, good = asyncio.run(retrieve()), asyncio.run(retrieve(token=TOKEN))
+        with PoseClient(target, timeout=10, token=TOKEN) as sync:
+            expected = sync.retrieve(IMAGE, BOX, category="car", top_k=4)
+    finally:
+        running.stop(0)
+    assert anonymous == grpc.StatusCode.UNAUTHENTICATED
+    assert [v.view_id for v in good.retrieval.views] == [v.view_id for v in expected.retrieval.views]
+    assert len(good.retrieval.views) == 4 and len(good.estimate.rotation) == 9

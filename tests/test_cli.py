@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from serve_fixtures import make_test_image
+from test_serve_security import pki  # noqa: F401 (fixture: throwaway CA, certificates, token file)
 
 
 def vantage(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -35,6 +36,31 @@ def test_predict_json_in_process(tiny_bundle, tmp_path):
 def test_predict_needs_exactly_one_target(tmp_path):
     res = vantage("predict", "x.png")
     assert res.returncode == 2 and "exactly one of --server" in res.stderr
+
+
+def test_predict_through_a_token_and_mutual_tls_server(tiny_bundle, pki, tmp_path):  # noqa: F811
+    from vantage.serve.config import ServerConfig
+    from vantage.serve.engine import Predictor
+    from vantage.serve.server import start_server
+
+    image = tmp_path / "a.png"
+    image.write_bytes(make_test_image(120, 90, seed=3))
+    config = ServerConfig(port=0, workers=2, tls_cert=pki["server_cert"], tls_key=pki["server_key"],
+                          tls_client_ca=pki["ca"], auth_token_file=pki["token"])
+    running = start_server(Predictor(tiny_bundle, intra_op_threads=1), config)
+    server = ["--server", f"localhost:{running.port}"]
+    mtls = ["--tls-ca", pki["ca"], "--tls-cert", pki["client_cert"], "--tls-key", pki["client_key"]]
+    try:
+        good = vantage("predict", str(image), str(image), *server, "--token-file", pki["token"], *mtls, "--json")
+        no_token = vantage("predict", str(image), *server, *mtls)
+        half_certificate = vantage("predict", str(image), *server, "--tls-cert", pki["client_cert"])
+    finally:
+        running.stop(0)
+    assert good.returncode == 0, good.stderr
+    rows = [json.loads(line) for line in good.stdout.splitlines()]
+    assert [r["file"] for r in rows] == [str(image)] * 2 and np.array(rows[0]["rotation"]).shape == (3, 3)
+    assert no_token.returncode == 1 and "UNAUTHENTICATED: missing bearer token" in no_token.stderr
+    assert half_certificate.returncode == 2 and "tls_cert and tls_key go together" in half_certificate.stderr
 
 
 @pytest.mark.slow

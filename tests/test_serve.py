@@ -403,7 +403,8 @@ def test_predict_files_same_json_in_process_and_through_server(
 ) -> None:
     target = f"127.0.0.1:{server[1]}"
     local_out = predict_files(image_files, model=tiny_bundle, box=box, category=category, batch_size=batch_size)
-    remote_out = predict_files(image_files, server=target, box=box, category=category)
+    # as many calls in flight as the local batch: at 1 the server runs each image alone, the very same computation
+    remote_out = predict_files(image_files, server=target, box=box, category=category, concurrency=batch_size)
     assert [d["file"] for d in local_out] == [str(p) for p in image_files] == [d["file"] for d in remote_out]
 
     errors = {Path(d["file"]).name: d["error"] for d in local_out if "error" in d}

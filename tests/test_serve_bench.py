@@ -10,8 +10,14 @@ from pathlib import Path
 import pytest
 
 from serve_fixtures import make_test_image
-from vantage.serve.bench import BenchSettings, Row, ratios, run_bench, summarise
-from vantage.serve.bench_images import bench_inputs
+from test_serve_security import pki  # noqa: F401 (fixture: throwaway CA, certificates, token file)
+from vantage.cli import build_parser
+from vantage.serve import bench
+from vantage.serve.bench import BenchSettings, Row, ratios, run_bench, settings_from_args, summarise
+from vantage.serve.bench_images import BenchInput, bench_inputs
+from vantage.serve.config import ServerConfig
+from vantage.serve.engine import Predictor
+from vantage.serve.server import start_server
 
 
 def test_inputs_from_a_folder_and_synthetic_without_the_training_side(tmp_path: Path, monkeypatch) -> None:
@@ -59,3 +65,34 @@ def test_quick_bench_writes_json_csv_and_plot(tiny_bundle: Path, tmp_path: Path)
         assert len(list(csv.DictReader(fh))) == len(rows) + 2  # + the paired in-process and gRPC rows
     assert (out / "bench.png").stat().st_size > 10_000
     assert "serving model" in (out / "server-batching-on.log").read_text()
+
+
+def test_bench_reaches_a_running_token_and_mutual_tls_server(
+    tiny_bundle: Path, pki: dict[str, str], tmp_path: Path  # noqa: F811
+) -> None:
+    config = ServerConfig(port=0, workers=4, tls_cert=pki["server_cert"], tls_key=pki["server_key"],
+                          tls_client_ca=pki["ca"], auth_token_file=pki["token"])
+    running = start_server(Predictor(tiny_bundle, intra_op_threads=1), config)
+    args = build_parser().parse_args([
+        "bench", "--server", f"localhost:{running.port}", "--token-file", pki["token"], "--tls-ca", pki["ca"],
+        "--tls-cert", pki["client_cert"], "--tls-key", pki["client_key"], "--concurrency", "2", "--seconds", "0.3",
+        "--count", "2", "--out", str(tmp_path),
+    ])
+    try:
+        report = run_bench(settings_from_args(args))
+    finally:
+        running.stop(0)
+    assert {(r["mode"], r["batching"], r["concurrency"]) for r in report["rows"]} == {("unary", "server", 2),
+                                                                                     ("stream", "server", 2)}
+    assert all(r["requests"] > 0 and r["errors"] == 0 for r in report["rows"])
+    assert report["settings"]["tls_cert"] == pki["client_cert"]
+
+
+def test_streams_beyond_the_server_workers_fail_with_a_reason(tiny_bundle: Path, monkeypatch) -> None:
+    monkeypatch.setattr(bench, "WARMUP_TIMEOUT_S", 1.0)
+    running = start_server(Predictor(tiny_bundle, intra_op_threads=1), ServerConfig(port=0, workers=2))
+    try:
+        with pytest.raises(RuntimeError, match="above its --workers"):
+            bench.run_level(f"127.0.0.1:{running.port}", {}, [BenchInput(make_test_image(), None)], "stream", 3, 0.2)
+    finally:
+        running.stop(0)

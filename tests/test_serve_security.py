@@ -220,3 +220,26 @@ def test_confine_path(tmp_path: Path) -> None:
     for bad in (tmp_path, tmp_path / "root" / ".." / "x", Path("/etc")):
         with pytest.raises(ValueError, match="outside"):
             confine_path(tmp_path / "root", bad)
+
+
+def test_retrieve_sends_the_token(indexed_bundle: Path, pki: dict[str, str]) -> None:
+    config = ServerConfig(port=0, workers=2, auth_token_file=pki["token"])
+    running = start_server(Predictor(indexed_bundle, intra_op_threads=1), config)
+    target = f"127.0.0.1:{running.port}"
+    try:
+        with PoseClient(target, timeout=10) as anonymous:
+            with pytest.raises(grpc.RpcError) as info:
+                anonymous.retrieve(IMAGE, top_k=3)
+            assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        with PoseClient(target, timeout=10, token=TOKEN) as good:
+            views = good.retrieve(IMAGE, top_k=3, request_id="r").retrieval.views
+            assert len(views) == 3 and {v.category for v in views} == {"car"}
+    finally:
+        running.stop(0)
+
+
+def test_client_options_are_checked_before_any_call(pki: dict[str, str]) -> None:
+    with pytest.raises(TypeError, match=r"unknown client options \['tls_cart'\]"):
+        PoseClient("127.0.0.1:1", tls_cart=pki["client_cert"])  # a typo must not mean plaintext
+    with pytest.raises(ValueError, match="tls_cert and tls_key go together"):
+        PoseClient("127.0.0.1:1", tls_ca=pki["ca"], tls_cert=pki["client_cert"])

@@ -38,10 +38,13 @@ def _render(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from vantage.train.config_file import load_train_config
+    from vantage.train.distributed import is_main_process
     from vantage.train.trainer import train
 
     cfg = load_train_config(args.config, data=args.data, out=args.out, epochs=args.epochs, fusion=args.fusion)
-    print(f"checkpoint: {train(cfg, resume=not args.restart)}")
+    ckpt = train(cfg, resume=not args.restart)
+    if is_main_process():  # once under torchrun
+        print(f"checkpoint: {ckpt}")
     return 0
 
 
@@ -152,12 +155,31 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    import grpc
+
     from vantage.serve.predict import predict_files
+    from vantage.serve.security import client_security
 
     if bool(args.server) == bool(args.model):
         print("give exactly one of --server HOST:PORT or --model BUNDLE", file=sys.stderr)
         return 2
-    results = predict_files(args.images, server=args.server, model=args.model, box=args.box, category=args.category)
+    secured = [args.token_file, args.tls_ca, args.tls_cert, args.tls_key]
+    if args.model and any(secured):
+        print("--token-file and --tls-* reach a server: they go with --server, not --model", file=sys.stderr)
+        return 2
+    try:  # unreadable token, half a client certificate: a message, not a traceback
+        options = client_security(*secured)
+        results = predict_files(args.images, server=args.server, model=args.model, box=args.box,
+                                category=args.category, concurrency=args.concurrency, client_options=options)
+    except ValueError as exc:
+        print(f"vantage predict: {exc}", file=sys.stderr)
+        return 2
+    except TimeoutError as exc:  # the server never answered SERVING
+        print(f"vantage predict: {exc}", file=sys.stderr)
+        return 1
+    except grpc.RpcError as exc:  # refused (token, certificate) or failed for every file alike
+        print(f"vantage predict: {exc.code().name}: {exc.details()}", file=sys.stderr)
+        return 1
     for r in results:
         if args.json:
             print(json.dumps(r))
@@ -298,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from vantage.serve.bench import add_bench_arguments
     from vantage.serve.config import add_config_arguments
+    from vantage.serve.security import add_client_arguments
 
     s = sub.add_parser("serve", help="serve a bundle (or a folder of bundle versions) over gRPC")
     add_config_arguments(s)
@@ -314,6 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--box", type=float, nargs=4, metavar=("X_MIN", "Y_MIN", "X_MAX", "Y_MAX"))
     q.add_argument("--category", help="known category name")
     q.add_argument("--json", action="store_true", help="one JSON object per image and line")
+    q.add_argument("--concurrency", type=int, default=4,
+                   help="with --server: Estimate calls in flight at once, which the server may batch (default 4)")
+    add_client_arguments(q)
     q.set_defaults(func=_predict)
 
     x = sub.add_parser("index", help="render, embed and index views of 3D models for image-graphics search")
@@ -348,7 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--workers", type=int, default=2)
     c.set_defaults(func=_recipe)
 
-    d = sub.add_parser("demo", help="live pose overlay on camera, video or synthetic frames")
+    d = sub.add_parser("demo", help="live pose overlay on camera, video or synthetic frames: axes, and the "
+                                    "retrieved 3D model's wireframe when the model has a view index")
     d.add_argument("--source", default="synthetic", help="camera index (0), video file, or 'synthetic'")
     d.add_argument("--server", help="HOST:PORT: stream frames through EstimateStream")
     d.add_argument("--model", help="bundle folder, run in-process")
