@@ -10,15 +10,15 @@ the drift from graphics to photos is the main source of error).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import cv2
 import numpy as np
 
 from vantage.categories import category_index
-from vantage.imaging import crop_square
+from vantage.imaging import crop_square, normalise
 
 
 @dataclass
@@ -32,6 +32,17 @@ class AugmentConfig:
     blur_prob: float = 0.3
     jpeg_prob: float = 0.5
     jpeg_quality: tuple[int, int] = (30, 90)
+
+    def to_dict(self) -> dict:
+        """JSON/YAML-ready fields (the JPEG quality range as a list)."""
+        return {**asdict(self), "jpeg_quality": list(self.jpeg_quality)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "AugmentConfig":
+        d = dict(d)
+        if "jpeg_quality" in d:
+            d["jpeg_quality"] = tuple(d["jpeg_quality"])
+        return cls(**d)
 
 
 @dataclass
@@ -124,6 +135,21 @@ def load_crop(
     if augment is not None and rng is not None:
         crop = photometric(crop, augment, rng)
     return crop
+
+
+def normalised_crops(
+    samples: list[Sample],
+    size: int,
+    margin: float,
+    mean: Sequence[float],
+    std: Sequence[float],
+    augment: AugmentConfig | None = None,
+    rng: np.random.Generator | None = None,
+) -> np.ndarray:
+    """Float32 (N, 3, size, size) network inputs of `samples`, augmented when `augment` and `rng` are given."""
+    out = [normalise(np.stack([load_crop(s, size, margin, augment, rng) for s in samples[sl]]), mean, std)
+           for sl in batches(len(samples), 64)]
+    return np.concatenate(out).astype(np.float32)
 
 
 def batches(n: int, size: int) -> Iterator[slice]:

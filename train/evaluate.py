@@ -18,18 +18,11 @@ import numpy as np
 
 from vantage.bundle import METADATA_FILE, load_metadata
 from vantage.geometry import geodesic_distance, rotation_to_viewpoint
-from vantage.imaging import normalise
-from vantage.train.data import Sample, batches, load_crop, read_samples
+from vantage.train.data import Sample, batches, normalised_crops, read_samples
 from vantage.train.metrics import pose_report
 from vantage.train.report import write_report
 
 Runner = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # hints (N, K) → (probs, rotations)
-
-
-def _crops(samples: list[Sample], size: int, margin: float, mean, std) -> np.ndarray:
-    out = [normalise(np.stack([load_crop(s, size, margin) for s in samples[sl]]), mean, std)
-           for sl in batches(len(samples), 64)]
-    return np.concatenate(out).astype(np.float32)
 
 
 def bundle_runner(bundle: Path, data: str | Path) -> tuple[list[str], list[Sample], Runner]:
@@ -38,7 +31,7 @@ def bundle_runner(bundle: Path, data: str | Path) -> tuple[list[str], list[Sampl
 
     meta = load_metadata(bundle)
     samples = read_samples(data, meta.categories)
-    x = _crops(samples, meta.input_size, meta.crop_margin, meta.mean, meta.std)
+    x = normalised_crops(samples, meta.input_size, meta.crop_margin, meta.mean, meta.std)
     sess = ort_session(bundle / meta.onnx_file)
 
     def run(hints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -59,7 +52,7 @@ def checkpoint_runner(checkpoint: Path, data: str | Path) -> tuple[list[str], li
     model, info = load_model(checkpoint)
     cfg = model.config
     samples = read_samples(data, cfg.categories)
-    x = _crops(samples, cfg.input_size, info["config"].crop_margin, IMAGENET_MEAN, IMAGENET_STD)
+    x = normalised_crops(samples, cfg.input_size, info["config"].crop_margin, IMAGENET_MEAN, IMAGENET_STD)
     with torch.no_grad():
         feats = [model.features(torch.from_numpy(x[sl])) for sl in batches(len(x), 64)]
 

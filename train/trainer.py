@@ -73,17 +73,14 @@ class TrainConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["model"] = self.model.to_dict()
-        d["augment"]["jpeg_quality"] = list(self.augment.jpeg_quality)
+        d["augment"] = self.augment.to_dict()
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
         d = dict(d)
         d["model"] = ModelConfig.from_dict(d.get("model", {}))
-        aug = dict(d.get("augment", {}))
-        if "jpeg_quality" in aug:
-            aug["jpeg_quality"] = tuple(aug["jpeg_quality"])
-        d["augment"] = AugmentConfig(**aug)
+        d["augment"] = AugmentConfig.from_dict(d.get("augment", {}))
         return cls(**d)
 
 
