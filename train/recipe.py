@@ -37,7 +37,7 @@ class RecipeConfig:
     workers: int = 2
     split_seed: int = 0
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
-        data=[], out="", epochs=10, flip=True, augmented_copies=3, lr=2e-3, threads=1,
+        data=[], out="", epochs=40, flip=True, augmented_copies=3, lr=2e-3, threads=1,
         model=ModelConfig(head="bd_g", per_bin_delta=True, num_bins=16),
         augment=AugmentConfig(),
     ))

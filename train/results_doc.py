@@ -94,8 +94,8 @@ def build(results_dir: Path = RESULTS) -> str:
             f"Head `{t['model']['head']}` (per-bin delta {t['model']['per_bin_delta']}, K = {t['model']['num_bins']}), "
             f"{t['epochs']} epochs, input {t['model']['input_size']}², tap block {t['model']['tap']}, "
             f"flips {t['flip']}; {r['seconds']['total'] / 60:.1f} min in total on this machine "
-            f"(render {r['seconds']['render']:.0f} s, train {r['seconds']['train']:.0f} s; renders and cached "
-            "frozen features of an earlier run in the same folder are reused, so a first run adds their time). "
+            f"(render {r['seconds']['render']:.0f} s, train {r['seconds']['train']:.0f} s, the feature cache included; "
+            "a rerun in the same folder reuses the renders and the cached frozen features). "
             "Test: renders of CAD meshes held out from training, over photo-like backgrounds.", "",
             category_table(r), "", topk_table(r), "",
         ]
