@@ -29,17 +29,18 @@ def _row(s: dict) -> str:
 
 
 def ablation_section(results: list[dict]) -> str:
-    """One table per paper question, variants in the order of `VARIANTS`, the R_G baseline repeated on top."""
+    """One table per paper question, variants in the order of `VARIANTS`, each under the default it varies
+    ("M_G+ K=4" under "M_G+", "R_G λ=1" under "R_G"), so that every table holds its own comparison."""
     order = {name: i for i, name in enumerate(VARIANTS)}
     results = sorted(_transfer(results), key=lambda s: order.get(s["name"], len(order)))
-    base = next((s for s in results if s["name"] == "R_G"), None)
+    by_name = {s["name"]: s for s in results}
     head = ("| variant | MedErr° (mean cats) | Acc@π/6 | P<22.5° | P<45° | AAAI | cat-acc | MedErr° (all) | train s (shared, loaded CPU) |\n"
             "|---|---|---|---|---|---|---|---|---|")
     parts = []
     for question in dict.fromkeys(s["question"] for s in results):
         rows = [s for s in results if s["question"] == question]
-        if base is not None and base not in rows:
-            rows = [base, *rows]
+        defaults = dict.fromkeys(n for s in rows if (n := s["name"].split()[0]) in by_name)
+        rows = [*(by_name[n] for n in defaults if by_name[n] not in rows), *rows]
         parts.append(f"\n### {question}\n\n{head}\n" + "\n".join(_row(s) for s in rows))
     return "\n".join(parts)
 
