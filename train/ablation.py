@@ -14,7 +14,7 @@ epochs on one cached augmented copy: 1-3 min a variant on one core. An earlier, 
 set-up (2,600 views, 8 epochs) left every head near chance (R_G 89° MedErr), too weak to
 answer the questions.
 The "scratch CNN" variant trains the image-graphics paper's from-scratch CNN on the
-same renders (`vantage.train.scratch_train`: 30 epochs of end-to-end training, ~9 min)
+same renders (`vantage.train.scratch_train`, end to end; the stored row: `--scratch-epochs 10`, ~10 min)
 for the question "from-scratch vs transfer"; it reports the camera-position error only.
 """
 

@@ -8,7 +8,7 @@ Sec. 4 gives batch size 50, learning rate 0.01 and 50 % dropout but no optimiser
 SGD at 0.01 (momentum 0.9) stayed at the constant mean-direction prediction on our
 renders, so Adam at 3e-4 with a cosine decay. The input is 64², not the paper's
 208² (Sec. 3, feature maps 208 → 13): 208² costs ~10× more per image, beyond a few
-minutes per ablation run on 2 CPU cores. 30 epochs: at the ablation's 2,600 views
+minutes per ablation run on 2 CPU cores. 30 epochs: at 2,600 training views
 the loss stays at the constant mean-direction prediction for about 12 epochs (a
 12-epoch run ends there, no better than that guess), then falls; ~17 s per epoch,
 ~9 min in all, on the shared 2-core CPU. The crops get the transfer models'
