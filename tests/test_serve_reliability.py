@@ -182,28 +182,35 @@ def test_json_logs_carry_request_ids(server, client: PoseClient, capsys, restore
 
 
 def slow_server(tiny_bundle: Path, delay_s: float, **config):
-    """A server whose every inference batch takes `delay_s` longer; `.runs` records the batch sizes."""
+    """A server whose every inference batch takes `delay_s` longer; `.runs` records the batch sizes
+    and `.running` is set once a batch has started (both reset after the warm-up)."""
     predictor = Predictor(tiny_bundle, intra_op_threads=1)
     run = predictor.run
     predictor.runs = []
+    predictor.running = threading.Event()
 
     def slow_run(prepared):
+        predictor.running.set()
         time.sleep(delay_s)
         predictor.runs.append(len(prepared))
         return run(prepared)
 
     predictor.run = slow_run
-    return start_server(predictor, ServerConfig(port=0, **config)), predictor
+    running = start_server(predictor, ServerConfig(port=0, **config))  # returns once warmed up
+    predictor.runs.clear()
+    predictor.running.clear()
+    return running, predictor
 
 
 def test_full_queue_and_expired_deadlines(tiny_bundle: Path) -> None:
     running, predictor = slow_server(tiny_bundle, 0.3, workers=8, max_batch_size=1, queue_size=1)
-    predictor.runs.clear()
     try:
         with PoseClient(f"127.0.0.1:{running.port}", timeout=10) as c:
             codes: list[grpc.StatusCode] = []
+            together = threading.Barrier(5)
 
             def call() -> None:
+                together.wait(10)  # all five within one 0.3 s batch: one runs, one waits, the rest are refused
                 try:
                     c.estimate(IMAGE)
                     codes.append(grpc.StatusCode.OK)
@@ -220,9 +227,10 @@ def test_full_queue_and_expired_deadlines(tiny_bundle: Path) -> None:
             assert set(counts) == {grpc.StatusCode.OK, grpc.StatusCode.RESOURCE_EXHAUSTED}
 
             predictor.runs.clear()
+            predictor.running.clear()
             busy = threading.Thread(target=c.estimate, args=(IMAGE,))
             busy.start()
-            time.sleep(0.05)
+            assert predictor.running.wait(10)
             with pytest.raises(grpc.RpcError) as info:
                 c.estimate(IMAGE, timeout=0.15)  # queued behind a 0.3 s batch: expires before it runs
             assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
@@ -234,12 +242,18 @@ def test_full_queue_and_expired_deadlines(tiny_bundle: Path) -> None:
 
 
 def test_stream_drops_stale_frames_and_says_so(tiny_bundle: Path) -> None:
-    running, _ = slow_server(tiny_bundle, 0.4, workers=4)
+    running, predictor = slow_server(tiny_bundle, 0.4, workers=4)
+    keep = 3
+
+    def frames():
+        """Frame 0, then (once it is being processed) frames 1-6 at once: faster than answered."""
+        yield make_request(IMAGE, frame_id=0)
+        predictor.running.wait(10)  # a timeout shows as a failed assertion below
+        yield from (make_request(IMAGE, frame_id=i, keep_frame=i == keep) for i in range(1, 7))
+
     try:
         with PoseClient(f"127.0.0.1:{running.port}", timeout=10) as c:
-            keep = 3
-            requests = [make_request(IMAGE, frame_id=i, keep_frame=i == keep) for i in range(7)]
-            responses = list(c.stream(requests, timeout=30))  # all sent at once: faster than answered
+            responses = list(c.stream(frames(), timeout=30))
             assert [r.frame_id for r in responses] == list(range(7))
             dropped = [r.frame_id for r in responses if r.dropped]
             processed = [r for r in responses if not r.dropped]
