@@ -12,7 +12,9 @@ the inputs for `seconds` after two warm-up requests each; a request counts when 
 completes inside the window. Started servers are separate processes (`python -m vantage
 serve`), so the clients do not share the server's interpreter. The in-process line runs
 the same model on the same inputs with `Predictor.predict_bytes` (decode, crop,
-inference), one at a time, alternating with the same requests through the server.
+inference), one at a time, alternating with the same requests through the server (the
+synchronous `PoseClient`) and with a no-op RPC that shows the machine's floor for a call
+(see `paired_rows`).
 
 Decision: the C clients are coroutines on one event loop, not a loop per thread. Measured
 on a shared 2-core CPU machine (3 rounds, 2 s per level, the server on the same cores):
@@ -56,6 +58,7 @@ import grpc
 import numpy as np
 
 from vantage.serve.aio_client import NO_RETRY, AsyncPoseClient
+from vantage.serve.client import PoseClient
 from vantage.serve.security import ClientSecurity, add_client_arguments, client_security
 
 log = logging.getLogger(__name__)
@@ -242,46 +245,52 @@ def run_level(
         raise RuntimeError(f"{mode} client failed at concurrency {concurrency}: {first!r}") from first
 
 
-async def _paired(
-    predictor: Any, client: AsyncPoseClient, inputs: Sequence, repeats: int
-) -> tuple[list[float], list[float]]:
-    """Latencies of `predictor.predict_bytes` and of the server, a pass of each in turn (the first pass warms up)."""
-    local: list[float] = []
-    remote: list[float] = []
-    for _ in range(repeats + 1):
-        for x in inputs:
-            t0 = time.perf_counter()
-            predictor.predict_bytes(x.image, x.box)
-            local.append(time.perf_counter() - t0)
-        for x in inputs:
-            t0 = time.perf_counter()
-            await client.estimate(x.image, x.box)
-            remote.append(time.perf_counter() - t0)
-    return local[len(inputs):], remote[len(inputs):]
+def _paired(predictor: Any, client: PoseClient, inputs: Sequence, repeats: int) -> dict[str, list[float]]:
+    """Latencies of `predictor.predict_bytes`, of the same requests through the server, and of a no-op
+    RPC (a health Check: the floor of any call on this machine), a pass of each in turn; the first
+    pass warms up."""
+    measured: dict[str, list[float]] = {"in-process": [], "unary-paired": [], "noop-rpc": []}
+    calls = {
+        "in-process": lambda x: predictor.predict_bytes(x.image, x.box),
+        "unary-paired": lambda x: client.estimate(x.image, x.box),
+        "noop-rpc": lambda x: client.health(),
+    }
+    for repeat in range(repeats + 1):
+        for name, call in calls.items():
+            for x in inputs:
+                t0 = time.perf_counter()
+                call(x)
+                if repeat:
+                    measured[name].append(time.perf_counter() - t0)
+    return measured
 
 
 def paired_rows(
     target: str, client_options: ClientSecurity, settings: BenchSettings, inputs: Sequence, batching: str,
     repeats: int = 5,
-) -> tuple[Row, Row]:
-    """In-process and gRPC latency of the same requests, alternating pass by pass (no other load).
+) -> tuple[Row, Row, Row]:
+    """In-process latency, gRPC latency of the same requests and a no-op RPC, alternating pass by pass
+    (no other load).
 
     A pass of `Predictor.predict_bytes` (decode, crop, inference) over the inputs on the
-    same model and backend, then a pass of the same inputs through the server, and so
-    on: alternating makes both see the same machine load, which on a shared machine
-    drifts more than the overhead measured.
+    same model and backend, then a pass of the same inputs through the server, then a pass
+    of health Checks, and so on: alternating makes all see the same machine load, which on
+    a shared machine drifts more than the overhead measured. The calls go through the
+    synchronous `PoseClient`: at concurrency 1 an event loop only adds its own latency
+    (0.1-0.3 ms measured here). The no-op RPC row is the machine's floor for a call: on the
+    2-core VMs here a call whose handler is idle for ~6 ms (a sleep, no Vantage code) costs
+    1.3-1.7 ms more than the handler, twice the 0.6-0.8 ms of an instant one (the VM's
+    wake-up latency), while Vantage's own per-call work (interceptor, parsing, response)
+    measured 0.05 ms; so the overhead over the floor is what the server can still win.
     """
     from vantage.serve.engine import Predictor  # noqa: PLC0415 (ONNX Runtime only when measuring)
 
     predictor = Predictor(settings.model, settings.backend, settings.intra_op_threads)
-
-    async def measure() -> tuple[list[float], list[float]]:
-        async with AsyncPoseClient(target, timeout=60, retry=NO_RETRY, **client_options) as client:
-            return await _paired(predictor, client, inputs, repeats)
-
-    local, remote = asyncio.run(measure())
-    return (summarise("in-process", "-", 1, local, 0, sum(local)),
-            summarise("unary-paired", batching, 1, remote, 0, sum(remote)))
+    with PoseClient(target, timeout=60, **client_options) as client:
+        measured = _paired(predictor, client, inputs, repeats)
+    rows = (summarise(name, "-" if name == "in-process" else batching, 1, lat, 0, sum(lat))
+            for name, lat in measured.items())
+    return tuple(rows)  # type: ignore[return-value]
 
 
 # -- servers -------------------------------------------------------------------------------
@@ -327,7 +336,7 @@ async def _server_backend(target: str, client_options: ClientSecurity) -> str:
 
 def _measure_server(
     target: str, client_options: ClientSecurity, settings: BenchSettings, inputs: Sequence, batching: str
-) -> tuple[list[Row], str, tuple[Row, Row] | None]:
+) -> tuple[list[Row], str, tuple[Row, Row, Row] | None]:
     """Every mode and concurrency against one server; also the backend it reports and, when the
     bundle is given and batching is on (or the server's own), the paired in-process comparison."""
     backend = asyncio.run(_server_backend(target, client_options))
@@ -354,12 +363,15 @@ def _format_row(row: Row) -> str:
             f"p50 {row.p50_ms:7.2f}  p90 {row.p90_ms:7.2f}  p99 {row.p99_ms:7.2f} ms  errors {row.errors}")
 
 
-def ratios(rows: Sequence[Row], paired: tuple[Row, Row] | None) -> dict[str, float | None]:
-    """gRPC p50 over in-process at concurrency 1 (paired); throughput with batching over without at 16 (unary)."""
+def ratios(rows: Sequence[Row], paired: tuple[Row, Row, Row] | None) -> dict[str, float | None]:
+    """gRPC p50 over in-process at concurrency 1 (paired), the overhead in ms and the no-op RPC's p50;
+    throughput with batching over without at 16 (unary)."""
     unary = {(r.batching, r.concurrency): r for r in rows if r.mode == "unary"}
     on, off = unary.get(("on", 16)), unary.get(("off", 16))
     return {
         "grpc_p50_over_in_process_c1": round(paired[1].p50_ms / paired[0].p50_ms, 3) if paired else None,
+        "grpc_overhead_ms_c1": round(paired[1].p50_ms - paired[0].p50_ms, 3) if paired else None,
+        "noop_rpc_p50_ms": paired[2].p50_ms if paired else None,
         "batching_throughput_speedup_c16": round(on.throughput_rps / off.throughput_rps, 3)
         if on and off and off.throughput_rps else None,
     }
@@ -402,7 +414,7 @@ def _plot(rows: Sequence[Row], in_process: Row | None, path: Path) -> bool:
     return True
 
 
-def write_report(out: Path, report: dict[str, Any], rows: Sequence[Row], paired: tuple[Row, Row] | None) -> list[Path]:
+def write_report(out: Path, report: dict[str, Any], rows: Sequence[Row], paired: tuple[Row, Row, Row] | None) -> list[Path]:
     """bench.json, bench.csv and (with matplotlib) bench.png in `out`; returns the paths written."""
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / "bench.json", out / "bench.csv"]
@@ -432,7 +444,7 @@ def run_bench(settings: BenchSettings) -> dict[str, Any]:
           flush=True)
     rows: list[Row] = []
     backends: dict[str, str] = {}
-    paired: tuple[Row, Row] | None = None
+    paired: tuple[Row, Row, Row] | None = None
     if settings.server:
         rows, backends["server"], paired = _measure_server(
             settings.server, _client_options(settings), settings, inputs, "server"
@@ -465,6 +477,9 @@ def run_bench(settings: BenchSettings) -> dict[str, Any]:
         ("throughput batching on / off at concurrency 16", r["batching_throughput_speedup_c16"], TARGET_BATCHING_SPEEDUP, "≥"),
     ):
         print(f"{name}: {'n/a' if value is None else f'{value:.2f}x'} (target {better} {target}x)")
+    if paired:
+        print(f"gRPC overhead at concurrency 1: {r['grpc_overhead_ms_c1']:.2f} ms per call; "
+              f"a no-op RPC (health Check) takes {r['noop_rpc_p50_ms']:.2f} ms here")
     print("wrote " + ", ".join(str(p) for p in paths))
     return report
 

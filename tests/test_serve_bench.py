@@ -38,9 +38,11 @@ def test_summary_and_ratios() -> None:
     row = summarise("unary", "on", 16, [0.010, 0.020, 0.030, 0.040], errors=1, seconds=2.0)
     assert (row.requests, row.errors, row.throughput_rps, row.p50_ms) == (4, 1, 2.0, 25.0)
     off = Row("unary", "off", 16, 2, 0, 2.0, 1.0, 50.0, 50.0, 50.0, 50.0)
-    paired = (summarise("in-process", "-", 1, [0.004], 0, 1.0), summarise("unary-paired", "on", 1, [0.005], 0, 1.0))
-    assert ratios([row, off], paired) == {"grpc_p50_over_in_process_c1": 1.25, "batching_throughput_speedup_c16": 2.0}
-    assert ratios([row], None) == {"grpc_p50_over_in_process_c1": None, "batching_throughput_speedup_c16": None}
+    paired = (summarise("in-process", "-", 1, [0.004], 0, 1.0), summarise("unary-paired", "on", 1, [0.005], 0, 1.0),
+              summarise("noop-rpc", "on", 1, [0.0006], 0, 1.0))
+    assert ratios([row, off], paired) == {"grpc_p50_over_in_process_c1": 1.25, "grpc_overhead_ms_c1": 1.0,
+                                          "noop_rpc_p50_ms": 0.6, "batching_throughput_speedup_c16": 2.0}
+    assert set(ratios([row], None).values()) == {None}
 
 
 @pytest.mark.slow
@@ -62,7 +64,9 @@ def test_quick_bench_writes_json_csv_and_plot(tiny_bundle: Path, tmp_path: Path)
     assert all(v is not None and v > 0 for v in report["ratios"].values())
     assert json.loads((out / "bench.json").read_text())["ratios"] == report["ratios"]
     with open(out / "bench.csv") as fh:
-        assert len(list(csv.DictReader(fh))) == len(rows) + 2  # + the paired in-process and gRPC rows
+        assert len(list(csv.DictReader(fh))) == len(rows) + 3  # + the paired in-process, gRPC and no-op rows
+    paired = {r["mode"]: r for r in report["paired_c1"]}
+    assert paired["noop-rpc"]["p50_ms"] < paired["unary-paired"]["p50_ms"]  # an estimate costs more than no work
     assert (out / "bench.png").stat().st_size > 10_000
     assert "serving model" in (out / "server-batching-on.log").read_text()
 

@@ -34,6 +34,7 @@ class RecipeConfig:
     builtin_views: int = 30
     test_views: int = 30
     photos: str | None = None
+    input_size: int = 128  # network input side; views are rendered at 1.25× it (RenderConfig's 160 for 128)
     workers: int = 2
     split_seed: int = 0
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
@@ -51,12 +52,13 @@ def render_split(cfg: RecipeConfig) -> tuple[list[str], str]:
     data = Path(cfg.out) / "data"
     train_specs, held = hold_out(scan_repository(cfg.models), cfg.held_out_per_category, seed=cfg.split_seed)
     test_bg = {"photo": 1.0} if cfg.photos else {"texture": 1.0}
+    size = {"image_size": cfg.input_size * 5 // 4, "photo_dir": cfg.photos}
     jobs = [
-        (train_specs, data / "cad_train", RenderConfig(views_per_model=cfg.cad_views, seed=1, photo_dir=cfg.photos)),
+        (train_specs, data / "cad_train", RenderConfig(views_per_model=cfg.cad_views, seed=1, **size)),
         (builtin_specs(cfg.builtin_instances), data / "builtin_train",
-         RenderConfig(views_per_model=cfg.builtin_views, seed=2, photo_dir=cfg.photos)),
-        (held, data / "cad_test", RenderConfig(views_per_model=cfg.test_views, seed=TEST_SEED, photo_dir=cfg.photos,
-                                               background_weights=test_bg)),
+         RenderConfig(views_per_model=cfg.builtin_views, seed=2, **size)),
+        (held, data / "cad_test", RenderConfig(views_per_model=cfg.test_views, seed=TEST_SEED,
+                                               background_weights=test_bg, **size)),
     ]
     for specs, folder, render_cfg in jobs:
         info = folder / "render.json"
@@ -84,6 +86,7 @@ def run_recipe(cfg: RecipeConfig) -> dict:
     t = time.time()
     tcfg = cfg.train
     tcfg.data, tcfg.out = train_dirs, str(out / "run")
+    tcfg.model.input_size = cfg.input_size
     ckpt = train(tcfg)
     seconds["train"] = time.time() - t
 

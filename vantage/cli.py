@@ -235,7 +235,8 @@ def _eval(args: argparse.Namespace) -> int:
 def _recipe(args: argparse.Namespace) -> int:
     from vantage.train.recipe import RecipeConfig, run_recipe
 
-    run_recipe(RecipeConfig(models=args.models, out=args.out, photos=args.photos, workers=args.workers))
+    size = {"input_size": args.input_size} if args.input_size else {}
+    run_recipe(RecipeConfig(models=args.models, out=args.out, photos=args.photos, workers=args.workers, **size))
     return 0
 
 
@@ -372,6 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", required=True, help="run folder; the bundle lands in OUT/bundle")
     c.add_argument("--photos", help="folder of background photos (else procedural textures)")
     c.add_argument("--workers", type=int, default=2)
+    c.add_argument("--input-size", type=int,
+                   help="network input side in pixels; views are rendered at 1.25x it (default: RecipeConfig's)")
     c.set_defaults(func=_recipe)
 
     d = sub.add_parser("demo", help="live pose overlay on camera, video or synthetic frames: axes, and the "
