@@ -34,7 +34,10 @@ class RecipeConfig:
     builtin_views: int = 30
     test_views: int = 30
     photos: str | None = None
-    input_size: int = 128  # network input side; views are rendered at 1.25× it (RenderConfig's 160 for 128)
+    # Network input side; views are rendered at 1.25x it. 192 because, on the same held-out
+    # CAD meshes, 192 beat 128 (all images MedErr 17.2° vs 23.4°, Acc@π/6 0.622 vs 0.575,
+    # cat-acc 0.892 vs 0.803) in 33.6 vs 16.0 min, still well inside the 60-minute budget.
+    input_size: int = 192
     workers: int = 2
     split_seed: int = 0
     train: TrainConfig = field(default_factory=lambda: TrainConfig(

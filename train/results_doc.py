@@ -105,7 +105,8 @@ def build(results_dir: Path = RESULTS) -> str:
         lines += [
             "## Ablation", "",
             f"Every variant: the same renders ({', '.join(Path(d).name for d in cfg['data'])}), "
-            f"{cfg['epochs']} epochs on cached frozen features with {cfg['augmented_copies']} augmented copy, "
+            f"{cfg['model']['input_size']}² input, {cfg['epochs']} epochs on cached frozen features with "
+            f"{cfg['augmented_copies']} augmented copy, "
             "evaluated on renders of the held-out CAD meshes (unseen models, textured backgrounds). "
             "Small data and short schedules: differences of a degree or two are within run-to-run noise; "
             "read the tables for large effects only. One run per variant (the papers average three).",
