@@ -43,3 +43,10 @@ def test_recipe_holds_models_out_and_measures_the_exported_bundle(tmp_path: Path
     assert result["overall"]["count"] == len(CATEGORIES) * 3 and 0.0 <= result["overall"]["med_err"] <= 180.0
     assert json.loads((tmp_path / "out" / "recipe.json").read_text())["overall"] == result["overall"]
     assert (tmp_path / "out" / "eval" / "report.md").is_file()
+
+
+def test_recipe_refuses_an_input_size_the_network_cannot_take_before_rendering(tmp_path: Path) -> None:
+    cfg = RecipeConfig(models=str(tmp_path / "repo"), out=str(tmp_path / "out"), input_size=96)
+    with pytest.raises(ValueError, match="tap grid 3 that input_size 96 gives"):  # 96 / 32 = 3, not even
+        run_recipe(cfg)
+    assert not (tmp_path / "out").exists()

@@ -106,7 +106,9 @@ class JointPoseNet(nn.Module):
         )
         self.tap_grid, grid = self._grids(config.input_size)
         if self.tap_grid % config.embedding_grid:
-            raise ValueError(f"embedding_grid {config.embedding_grid} must divide the tap grid {self.tap_grid}")
+            raise ValueError(f"embedding_grid {config.embedding_grid} must divide the tap grid {self.tap_grid} that "
+                             f"input_size {config.input_size} gives: choose an input size whose tap grid is a "
+                             f"multiple of {config.embedding_grid}")
         heads = k if config.category_dependent else 1
         self.pose_heads = nn.ModuleList(
             PoseHead(config.pose_channels * grid * grid, config.head_hidden, config.head, config.num_bins,

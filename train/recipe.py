@@ -78,7 +78,12 @@ def run_recipe(cfg: RecipeConfig) -> dict:
     from vantage.export.onnx_export import export_bundle
     from vantage.train.evaluate import evaluate
     from vantage.train.metrics import format_table
+    from vantage.train.model import JointPoseNet
     from vantage.train.trainer import load_model, train
+
+    tcfg = cfg.train
+    tcfg.model.input_size = cfg.input_size
+    JointPoseNet(tcfg.model)  # an input size the network cannot take fails here, not after minutes of rendering
 
     t0 = time.time()
     out = Path(cfg.out)
@@ -87,9 +92,7 @@ def run_recipe(cfg: RecipeConfig) -> dict:
     seconds["render"] = time.time() - t0
 
     t = time.time()
-    tcfg = cfg.train
     tcfg.data, tcfg.out = train_dirs, str(out / "run")
-    tcfg.model.input_size = cfg.input_size
     ckpt = train(tcfg)
     seconds["train"] = time.time() - t
 

@@ -374,7 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--photos", help="folder of background photos (else procedural textures)")
     c.add_argument("--workers", type=int, default=2)
     c.add_argument("--input-size", type=int,
-                   help="network input side in pixels; views are rendered at 1.25x it (default: RecipeConfig's)")
+                   help="network input side in pixels, a multiple of 64 with the default tap and 2x2 embedding grid; "
+                        "views are rendered at 1.25x it (default: RecipeConfig's, 192)")
     c.set_defaults(func=_recipe)
 
     d = sub.add_parser("demo", help="live pose overlay on camera, video or synthetic frames: axes, and the "
