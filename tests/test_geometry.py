@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from vantage import geometry as g
@@ -65,6 +65,7 @@ vec3 = st.tuples(*[st.floats(-1, 1)] * 3).map(np.array)
 
 @settings(max_examples=200, deadline=None)
 @given(vec3, st.floats(0, np.pi - 1e-9))
+@example(np.array([0.0, 1.0, 1.0]), 3.140625)  # the near-π axis error the (R + I)/2 shortcut had
 def test_axis_angle_round_trip_including_near_pi(axis, angle):
     n = np.linalg.norm(axis)
     if n < 1e-3:
@@ -75,8 +76,7 @@ def test_axis_angle_round_trip_including_near_pi(axis, angle):
     assert np.linalg.det(r) == pytest.approx(1.0)
     back = g.rotation_to_axis_angle(r)
     assert g.geodesic_distance(g.axis_angle_to_rotation(back), r) < 1e-5
-    if angle < np.pi - 1e-3:
-        np.testing.assert_allclose(back, v, atol=1e-7)
+    np.testing.assert_allclose(back, v, atol=1e-6)  # below π the log is unique, near π included
 
 
 def test_axis_angle_near_zero_and_exactly_pi():

@@ -109,8 +109,12 @@ def rotation_to_axis_angle(rotation: np.ndarray) -> np.ndarray:
     out = factor[..., None] * w
     near_pi = angle > np.pi - 1e-3
     if np.any(near_pi):
-        # R ≈ 2uuᵀ − I: take the largest column of (R + I)/2 as the axis, sign from w.
-        b = (r + np.eye(3)) / 2.0
+        # uuᵀ = ((R + Rᵀ)/2 − cos·I) / (1 − cos) exactly (Rodrigues' symmetric part); its largest
+        # column is the axis up to sign, and the sign comes from w. (R + I)/2 ≈ uuᵀ would keep the
+        # skew part sin·[u]×/2, an axis error of ~(π − angle)/2 rad (0.06° at π − 1e-3).
+        # (1 − cos ≈ 2 where it is used; the floor only keeps the other, discarded entries finite.)
+        sym = (r + np.swapaxes(r, -1, -2)) / 2.0 - cos[..., None, None] * np.eye(3)
+        b = sym / np.maximum(1.0 - cos, 1.0)[..., None, None]
         diag = np.diagonal(b, axis1=-2, axis2=-1)
         idx = np.argmax(diag, axis=-1)
         col = np.take_along_axis(b, idx[..., None, None].repeat(3, -1), axis=-1)[..., 0]
