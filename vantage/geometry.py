@@ -109,17 +109,15 @@ def rotation_to_axis_angle(rotation: np.ndarray) -> np.ndarray:
     out = factor[..., None] * w
     near_pi = angle > np.pi - 1e-3
     if np.any(near_pi):
-        # uuᵀ = ((R + Rᵀ)/2 − cos·I) / (1 − cos) exactly (Rodrigues' symmetric part); its largest
-        # column is the axis up to sign, and the sign comes from w. (R + I)/2 ≈ uuᵀ would keep the
-        # skew part sin·[u]×/2, an axis error of ~(π − angle)/2 rad (0.06° at π − 1e-3).
-        # (1 − cos ≈ 2 where it is used; the floor only keeps the other, discarded entries finite.)
-        sym = (r + np.swapaxes(r, -1, -2)) / 2.0 - cos[..., None, None] * np.eye(3)
-        b = sym / np.maximum(1.0 - cos, 1.0)[..., None, None]
+        # (R + Rᵀ)/2 − cos·I = (1 − cos)·uuᵀ exactly (Rodrigues' symmetric part): its largest column
+        # is the axis up to scale and sign, and the sign comes from w. (R + I)/2 ≈ uuᵀ would keep
+        # the skew part sin·[u]×/2, an axis error of ~(π − angle)/2 rad (0.06° at π − 1e-3).
+        b = (r + np.swapaxes(r, -1, -2)) / 2.0 - cos[..., None, None] * np.eye(3)
         diag = np.diagonal(b, axis1=-2, axis2=-1)
         idx = np.argmax(diag, axis=-1)
         col = np.take_along_axis(b, idx[..., None, None].repeat(3, -1), axis=-1)[..., 0]
         u = col / np.sqrt(np.maximum(np.take_along_axis(diag, idx[..., None], -1), 1e-12))
-        u = u / np.linalg.norm(u, axis=-1, keepdims=True)
+        u = u / np.maximum(np.linalg.norm(u, axis=-1, keepdims=True), 1e-12)  # 0 only where not near π
         sign = np.where(np.sum(u * w, axis=-1, keepdims=True) < 0, -1.0, 1.0)
         out = np.where(near_pi[..., None], sign * u * angle[..., None], out)
     return out
