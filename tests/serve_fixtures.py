@@ -7,6 +7,8 @@ serving tests run the exact graph contract a trained bundle has.
 
 from __future__ import annotations
 
+import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -64,3 +66,28 @@ def add_version(bundle: Path, models: Path, version: str, model_version: str | N
         meta["model_version"] = model_version
         (hidden / "vantage.json").write_text(json.dumps(meta))
     return hidden.rename(models / version)
+
+
+def slow_server(tiny_bundle: Path, delay_s: float, **config):
+    """A server whose every inference batch takes `delay_s` longer; `.runs` records the batch sizes
+    and `.running` is set once a batch has started (both reset after the warm-up)."""
+    from vantage.serve.config import ServerConfig
+    from vantage.serve.engine import Predictor
+    from vantage.serve.server import start_server
+
+    predictor = Predictor(tiny_bundle, intra_op_threads=1)
+    run = predictor.run
+    predictor.runs = []
+    predictor.running = threading.Event()
+
+    def slow_run(prepared):
+        predictor.running.set()
+        time.sleep(delay_s)
+        predictor.runs.append(len(prepared))
+        return run(prepared)
+
+    predictor.run = slow_run
+    running = start_server(predictor, ServerConfig(port=0, **config))  # returns once warmed up
+    predictor.runs.clear()
+    predictor.running.clear()
+    return running, predictor

@@ -7,13 +7,15 @@ import shutil
 import socket
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from vantage.demo import DemoConfig, Estimate, annotate, run_demo, wireframe_problem
+from serve_fixtures import slow_server
+from vantage.demo import DemoConfig, Estimate, annotate, estimate_remote, run_demo, wireframe_problem
 from vantage.frame_sources import Frame, center_box, choose_box, foreground_box, synthetic_frames, trajectory
 from vantage.geometry import viewpoint_to_rotation
 from vantage.overlay import draw_wireframe
@@ -134,3 +136,19 @@ def test_demo_streams_through_server_and_measures_pose_error(trained_bundle, tmp
         n += 1
     assert n == 24
     assert "median pose error" in res.stdout
+
+
+@pytest.mark.parametrize("source, drops", [("0", True), ("synthetic", False)])
+def test_remote_demo_skips_stale_frames_of_a_live_camera_only(tiny_bundle, source, drops):
+    """A camera's stale frames come back `dropped` and are skipped (and counted), not drawn; a file or
+    the synthetic source asks for every frame. Frames are rendered faster than the server answers."""
+    running, _ = slow_server(tiny_bundle, 0.15)
+    frames = list(synthetic_frames("car", frames=8))
+    skipped: Counter = Counter()
+    try:
+        cfg = DemoConfig(source=source, server=f"127.0.0.1:{running.port}", headless=True)
+        shown = [est.frame.index for est in estimate_remote(cfg, frames, skipped)]
+    finally:
+        running.stop(0)
+    assert shown == sorted(shown) and len(shown) + skipped["dropped"] == 8 and not skipped["refused"]
+    assert (skipped["dropped"] > 0) == drops, skipped

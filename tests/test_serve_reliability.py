@@ -24,7 +24,7 @@ import grpc
 import numpy as np
 import pytest
 
-from serve_fixtures import add_version, make_test_image, process_resources
+from serve_fixtures import add_version, make_test_image, process_resources, slow_server
 from vantage.serve.client import PoseClient
 from vantage.serve.config import ServerConfig
 from vantage.serve.engine import Predictor
@@ -179,27 +179,6 @@ def test_json_logs_carry_request_ids(server, client: PoseClient, capsys, restore
     assert calls["bad-one"]["grpc_code"] == "INVALID_ARGUMENT" and calls["bad-one"]["duration_ms"] > 0
     rejected = [e for e in lines if e["level"] == "INFO" and "INVALID_ARGUMENT" in e["msg"]]
     assert rejected and rejected[0]["request_id"] == "bad-one" and "could not be decoded" in rejected[0]["msg"]
-
-
-def slow_server(tiny_bundle: Path, delay_s: float, **config):
-    """A server whose every inference batch takes `delay_s` longer; `.runs` records the batch sizes
-    and `.running` is set once a batch has started (both reset after the warm-up)."""
-    predictor = Predictor(tiny_bundle, intra_op_threads=1)
-    run = predictor.run
-    predictor.runs = []
-    predictor.running = threading.Event()
-
-    def slow_run(prepared):
-        predictor.running.set()
-        time.sleep(delay_s)
-        predictor.runs.append(len(prepared))
-        return run(prepared)
-
-    predictor.run = slow_run
-    running = start_server(predictor, ServerConfig(port=0, **config))  # returns once warmed up
-    predictor.runs.clear()
-    predictor.running.clear()
-    return running, predictor
 
 
 def test_full_queue_and_expired_deadlines(tiny_bundle: Path) -> None:

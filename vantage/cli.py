@@ -264,6 +264,7 @@ def _demo(args: argparse.Namespace) -> int:
     print(
         f"{summary['frames']} frames, {summary['fps']:.1f} fps, p50 latency {summary['latency_ms_p50']:.1f} ms"
         + (f", median pose error {err:.1f}°" if err is not None else "")
+        + "".join(f", {n} {why}" for why, n in summary["frames_skipped"].items())
     )
     return 0
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -28,7 +29,7 @@ from typing import Iterable, Iterator
 import cv2
 import numpy as np
 
-from vantage.frame_sources import Frame, choose_box, synthetic_frames, video_frames
+from vantage.frame_sources import Frame, choose_box, is_camera, synthetic_frames, video_frames
 from vantage.geometry import geodesic_distance
 from vantage.overlay import draw_axes, draw_wireframe, label
 from vantage.serve.results import PoseResult
@@ -120,19 +121,24 @@ def _encode(image: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
-def estimate_remote(cfg: DemoConfig, frames: Iterable[Frame]) -> Iterator[Estimate]:
-    """Stream frames to a server; yields estimates in frame order, skipping frames it refused."""
+def estimate_remote(cfg: DemoConfig, frames: Iterable[Frame], skipped: Counter | None = None) -> Iterator[Estimate]:
+    """Stream frames to a server; yields estimates in frame order, skipping (and counting in `skipped`)
+    frames it refused or dropped as stale. Only a live camera lets the server drop stale frames (the
+    camera case): a video file or the synthetic source asks for every frame (`keep_frame`), since
+    its frames wait for us and a measured run must see them all."""
     from vantage.serve.client import PoseClient
     from vantage.serve.protocol import make_request
     from vantage.serve.results import response_to_result
 
     pending: dict[int, tuple[Frame, tuple, float]] = {}
+    live = is_camera(cfg.source)
+    skipped = Counter() if skipped is None else skipped
 
     def requests(retrieve: bool):
         for frame in frames:
             box = choose_box(frame, cfg.box_mode, cfg.box)
             pending[frame.index] = (frame, box, time.perf_counter())
-            request = make_request(_encode(frame.image), box, cfg.category, "", frame.index)
+            request = make_request(_encode(frame.image), box, cfg.category, "", frame.index, keep_frame=not live)
             if retrieve:  # the nearest view and the best model's wireframe
                 request.top_k, request.wireframe_models = 1, 1
             yield request
@@ -143,7 +149,8 @@ def estimate_remote(cfg: DemoConfig, frames: Iterable[Frame]) -> Iterator[Estima
         problem = _announce(wireframe_problem(info.view_index if info.HasField("view_index") else None, cfg.category))
         for response in client.stream(requests(not problem)):
             frame, box, sent = pending.pop(response.frame_id)
-            if response.error:
+            if response.error or response.dropped:
+                skipped["dropped" if response.dropped else "refused"] += 1
                 continue
             retrieval = response.retrieval if response.HasField("retrieval") else None
             yield _estimate(frame, box, response_to_result(response), retrieval, problem, sent)
@@ -191,7 +198,8 @@ def run_demo(cfg: DemoConfig) -> dict:
     if not cfg.headless and not hasattr(cv2, "imshow"):
         raise RuntimeError("this OpenCV build has no GUI: use --headless --out demo.mp4")
     frames = _frames(cfg)
-    stream = estimate_remote(cfg, frames) if cfg.server else estimate_local(cfg, frames)
+    skipped: Counter = Counter()
+    stream = estimate_remote(cfg, frames, skipped) if cfg.server else estimate_local(cfg, frames)
     writer, errors, latencies, t0, n = None, [], [], time.perf_counter(), 0
     models, notes = [], []
     for est in stream:
@@ -219,6 +227,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     elapsed = time.perf_counter() - t0
     summary = {
         "frames": n,
+        "frames_skipped": dict(skipped),  # {"dropped": stale frames of a live camera, "refused": errors}
         "fps": n / elapsed if elapsed > 0 else 0.0,
         "latency_ms_p50": float(np.median(latencies)) if latencies else None,
         "median_pose_error_deg": float(np.median(errors)) if errors else None,

@@ -27,9 +27,14 @@ class Frame:
     box: tuple[float, float, float, float] | None = None
 
 
+def is_camera(source: str) -> bool:
+    """A live camera is named by its integer index ("0"); anything else is a file (or "synthetic")."""
+    return source.isdigit()
+
+
 def video_frames(source: str, max_frames: int | None = None) -> Iterator[Frame]:
     """Frames of a camera (an integer index such as "0") or a video file, as RGB."""
-    cap = cv2.VideoCapture(int(source) if source.isdigit() else source)
+    cap = cv2.VideoCapture(int(source) if is_camera(source) else source)
     if not cap.isOpened():
         raise FileNotFoundError(f"cannot open video source {source!r} (camera index or video file)")
     try:
