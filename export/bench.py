@@ -45,9 +45,11 @@ def _runners(bundle: Path, checkpoint: str | Path | None) -> list[tuple[str, Run
     meta = load_metadata(bundle)
     rows: list[tuple[str, Runner]] = []
     if checkpoint is not None:
+        from vantage.train.test_time import with_test_time
         from vantage.train.trainer import load_model
 
-        rows.append(("pytorch eager fp32", torch_runner(load_model(checkpoint)[0])))
+        eager = with_test_time(load_model(checkpoint)[0], meta.test_time)  # the same computation as the graph
+        rows.append(("pytorch eager fp32", torch_runner(eager)))
     rows.append(("onnxruntime fp32", ort_runner(bundle / meta.onnx_file)))
     tensorrt = [e for e in meta.variants.values() if e["runtime"] == "tensorrt"]
     for entry in meta.variants.values():

@@ -150,6 +150,7 @@ def export_bundle(
             "python": platform.python_version(),
         },
         training=training or {},
+        test_time=getattr(model, "test_time", "none"),
     )
     exported = onnx.load_from_string(to_onnx_bytes(model))
     proto = simplify(exported)

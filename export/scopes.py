@@ -3,7 +3,8 @@
 The legacy exporter names nodes after the module path (`/features/...`,
 `/trunk.0/...`, `/pose_heads.3/...`), so the backbone of
 vantage.train.model.JointPoseNet (its frozen `features` and fine-tuned `trunk`) is
-found by name scope. Everything else (category network, pose heads, fusion,
+found by name scope (under `/net/` when the flip-averaging wrapper of
+vantage.train.test_time holds it). Everything else (category network, pose heads, fusion,
 Rodrigues, embedding) stays float32 in every variant: reduced precision there costs
 accuracy and breaks the orthonormality of R for no speed (MEASURED.md). A model
 that names its backbone otherwise gets no reduced-precision variant (the tools say
@@ -12,7 +13,7 @@ so) rather than a wrongly quantised one.
 
 from __future__ import annotations
 
-BACKBONE_SCOPES: tuple[str, ...] = ("/features/", "/trunk")
+BACKBONE_SCOPES: tuple[str, ...] = ("/features/", "/trunk", "/net/features/", "/net/trunk")
 
 
 def in_backbone(node_name: str) -> bool:

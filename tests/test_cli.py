@@ -98,3 +98,7 @@ def test_render_train_export_commands(tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     meta = json.loads((bundle / "vantage.json").read_text())
     assert meta["training"]["epochs"] == 1 and meta["training"]["export_parity_max_abs_diff"]["rotation"] < 1e-4
+    assert meta["test_time"] == "none"
+    res = vantage("export", "--checkpoint", str(run / "checkpoint.pt"), "--out", str(tmp_path / "flip"), "--test-time", "flip")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert json.loads((tmp_path / "flip" / "vantage.json").read_text())["test_time"] == "flip"

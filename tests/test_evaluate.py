@@ -72,3 +72,21 @@ def test_eval_command_line(trained, tmp_path):
                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "all images" in res.stdout and (tmp_path / "report.md").is_file()
+
+
+def test_flip_averaged_bundle_is_benched_against_the_same_eager_computation(trained, tmp_path):
+    """bench-export's eager row wraps the checkpoint like the bundle's graph (BundleMetadata.test_time)."""
+    from vantage.export.bench import run_bench
+    from vantage.export.onnx_export import export_bundle
+    from vantage.train.evaluate import evaluate
+    from vantage.train.test_time import FlipAveraged
+    from vantage.train.trainer import load_model
+
+    root, ckpt, _ = trained
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bundle = export_bundle(FlipAveraged(load_model(ckpt)[0]), tmp_path / "flip")
+    rows = {r["runtime"]: r for r in run_bench(bundle, ckpt, root / "test", repeats=1)["rows"]}
+    assert rows["onnxruntime fp32"]["agreement"]["rotation_max_deg"] < 0.05
+    assert rows["onnxruntime fp32"]["agreement"]["category_agreement"] == 1.0
+    assert evaluate(bundle, root / "test")["overall"]["count"] == 9

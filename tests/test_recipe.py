@@ -39,7 +39,7 @@ def test_recipe_holds_models_out_and_measures_the_exported_bundle(tmp_path: Path
     render = json.loads((data / "cad_test" / "render.json").read_text())
     assert render["config"]["image_size"] == 80  # 1.25 × the input size
     bundle = json.loads((Path(result["bundle"]) / "vantage.json").read_text())
-    assert bundle["input_size"] == 64 and bundle["categories"] == list(CATEGORIES)
+    assert bundle["input_size"] == 64 and bundle["categories"] == list(CATEGORIES) and bundle["test_time"] == "flip"
     assert result["overall"]["count"] == len(CATEGORIES) * 3 and 0.0 <= result["overall"]["med_err"] <= 180.0
     assert json.loads((tmp_path / "out" / "recipe.json").read_text())["overall"] == result["overall"]
     assert (tmp_path / "out" / "eval" / "report.md").is_file()

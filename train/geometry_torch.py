@@ -107,3 +107,30 @@ def canonical_axis_angle(v: torch.Tensor) -> torch.Tensor:
 def compose_axis_angle(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """log(exp(a)·exp(b)) with ‖·‖ ≤ π: the Log-Euclidean combination g(z, δ) (Bin & Delta paper, §3.1, Eq. 7)."""
     return _quaternion_to_axis_angle(_quaternion_product(_axis_angle_to_quaternion(a), _axis_angle_to_quaternion(b)))
+
+
+def mirror_axis_angle(v: torch.Tensor) -> torch.Tensor:
+    """Axis-angle of F·exp(v)·F, F = diag(−1, 1, 1): (x, y, z) ↦ (x, −y, −z).
+
+    F·[v]ₓ·F = det(F)·[F·v]ₓ = −[F·v]ₓ for the reflection F, so the pose of a
+    horizontally mirrored crop of a left-right symmetric object (POSE.md) maps back
+    without leaving axis-angle.
+    """
+    x, y, z = v.unbind(-1)
+    return torch.stack([x, -y, -z], -1)
+
+
+def agreeing_midpoint(a: torch.Tensor, b: torch.Tensor, max_angle: float) -> torch.Tensor:
+    """Axis-angle of the geodesic midpoint of exp(a) and exp(b) when they are within
+    `max_angle` radians of each other, else `a`.
+
+    For unit quaternions on the same hemisphere, (q_a + q_b)/‖q_a + q_b‖ is exactly
+    the midpoint on SO(3); |q_a·q_b| = cos(Δ/2) gives the agreement test without an
+    acos. Two poses far apart (a front and a back view) have a midpoint that matches
+    neither, so the first one is kept.
+    """
+    qa, qb = _axis_angle_to_quaternion(a), _axis_angle_to_quaternion(b)
+    dot = (qa * qb).sum(-1, keepdim=True)
+    qb = torch.where(dot < 0, -qb, qb)
+    q = torch.where(dot.abs() >= math.cos(max_angle / 2.0), qa + qb, qa)
+    return _quaternion_to_axis_angle(q / q.norm(dim=-1, keepdim=True))

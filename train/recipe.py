@@ -38,6 +38,9 @@ class RecipeConfig:
     # CAD meshes, 192 beat 128 (all images MedErr 17.2° vs 23.4°, Acc@π/6 0.622 vs 0.575,
     # cat-acc 0.892 vs 0.803) in 33.6 vs 16.0 min, still well inside the 60-minute budget.
     input_size: int = 192
+    # The bundle averages each crop with its mirror image (vantage.train.test_time): on the same
+    # held-out renders MedErr 17.2° → 15.2° for twice the backbone compute at serving time.
+    test_time: str = "flip"
     workers: int = 2
     split_seed: int = 0
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
@@ -79,6 +82,7 @@ def run_recipe(cfg: RecipeConfig) -> dict:
     from vantage.train.evaluate import evaluate
     from vantage.train.metrics import format_table
     from vantage.train.model import JointPoseNet
+    from vantage.train.test_time import with_test_time
     from vantage.train.trainer import load_model, train
 
     tcfg = cfg.train
@@ -100,7 +104,7 @@ def run_recipe(cfg: RecipeConfig) -> dict:
     model, info = load_model(ckpt)
     summary = {"recipe": "reference", "epochs": tcfg.epochs, "head": tcfg.model.head,
                "last_epoch": info["history"][-1] if info["history"] else {}}
-    bundle = export_bundle(model, out / "bundle", training=summary, crop_margin=tcfg.crop_margin)
+    bundle = export_bundle(with_test_time(model, cfg.test_time), out / "bundle", training=summary, crop_margin=tcfg.crop_margin)
     seconds["export"] = time.time() - t
 
     t = time.time()

@@ -44,6 +44,9 @@ class BundleMetadata:
     model_version: str = "1"
     versions: dict[str, str] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
+    # "flip": the graph also runs the mirrored crop and averages (vantage.train.test_time), twice the
+    # backbone compute; "none": one pass.
+    test_time: str = "none"
     # Accepted alternative graphs of the same model (int8/fp16 ONNX, TensorRT plans):
     # name → {"file", "runtime", "precision", measured accuracy/latency or agreement}.
     variants: dict[str, Any] = field(default_factory=dict)

@@ -74,10 +74,12 @@ def _export(args: argparse.Namespace) -> int:
         print("--quantize needs --eval-data DIR: labelled held-out renders to measure the accuracy change on",
               file=sys.stderr)
         return 2
+    from vantage.train.test_time import with_test_time
+
     model, info = load_model(args.checkpoint)
     history = info["history"]
     summary = {"epochs": info["epoch"] + 1, "last_epoch": history[-1] if history else {}, "checkpoint": str(args.checkpoint)}
-    out = export_bundle(model, args.out, training=summary, crop_margin=info["config"].crop_margin)
+    out = export_bundle(with_test_time(model, args.test_time), args.out, training=summary, crop_margin=info["config"].crop_margin)
     print(f"wrote bundle {out}")
     return _export_variants(args, out)
 
@@ -299,6 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("export", help="export a checkpoint to a model bundle (ONNX + vantage.json)")
     e.add_argument("--checkpoint", required=True)
     e.add_argument("--out", required=True, help="bundle folder")
+    e.add_argument("--test-time", choices=("none", "flip"), default="none",
+                   help="flip: the graph also runs the mirrored crop and averages the poses on SO(3) (more "
+                        "accurate, twice the backbone compute; vantage.train.test_time)")
     e.add_argument("--quantize", nargs="+", choices=("int8", "fp16"),
                    help="ONNX Runtime variants (backbone only): static int8 QDQ and/or float16")
     e.add_argument("--engine", choices=("onnx", "fp32", "fp16", "int8"), default="onnx",
