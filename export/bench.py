@@ -7,15 +7,16 @@ agreement with the first row (rotation geodesic difference, top category), and,
 given labelled held-out renders, MedErr and cat-acc. ONNX Runtime's spinning is
 off so that PyTorch is not slowed beside it (MEASURED.md).
 
-Run it as `vantage bench-export --model BUNDLE [--checkpoint CKPT] [--data DIR]`.
+Run it as `vantage bench-export --model BUNDLE [--checkpoint CKPT ...] [--data DIR]` (an ensemble bundle's
+member checkpoints, in order).
 """
 
 from __future__ import annotations
 
 import platform
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
 
 from vantage.bundle import load_metadata
 from vantage.export.measure import (
@@ -40,15 +41,14 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def _runners(bundle: Path, checkpoint: str | Path | None) -> list[tuple[str, Runner]]:
+def _runners(bundle: Path, checkpoint: Sequence[str | Path] | None) -> list[tuple[str, Runner]]:
     """(row name, runner) for every runtime available for this bundle here."""
     meta = load_metadata(bundle)
     rows: list[tuple[str, Runner]] = []
     if checkpoint is not None:
-        from vantage.train.test_time import with_test_time
-        from vantage.train.trainer import load_model
+        from vantage.train.ensemble import exported_model
 
-        eager = with_test_time(load_model(checkpoint)[0], meta.test_time)  # the same computation as the graph
+        eager = exported_model(checkpoint, meta.test_time)  # the same computation as the graph
         rows.append(("pytorch eager fp32", torch_runner(eager)))
     rows.append(("onnxruntime fp32", ort_runner(bundle / meta.onnx_file)))
     tensorrt = [e for e in meta.variants.values() if e["runtime"] == "tensorrt"]
@@ -65,7 +65,7 @@ def _runners(bundle: Path, checkpoint: str | Path | None) -> list[tuple[str, Run
 
 def run_bench(
     bundle_dir: str | Path,
-    checkpoint: str | Path | None = None,
+    checkpoint: Sequence[str | Path] | None = None,
     data: str | Path | None = None,
     repeats: int = 50,
     limit: int = 500,

@@ -151,6 +151,7 @@ def export_bundle(
         },
         training=training or {},
         test_time=getattr(model, "test_time", "none"),
+        ensemble_size=getattr(model, "ensemble_size", 1),
     )
     exported = onnx.load_from_string(to_onnx_bytes(model))
     proto = simplify(exported)

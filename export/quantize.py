@@ -30,7 +30,7 @@ from vantage.bundle import INPUT_HINT_NAME, INPUT_NAME, load_metadata
 from vantage.export.fp16 import convert_to_fp16
 from vantage.export.measure import accuracy, agreement, latency_by_batch, ort_runner, run_batched
 from vantage.export.renders import RenderSet
-from vantage.export.scopes import BACKBONE_SCOPES, in_backbone
+from vantage.export.scopes import BACKBONE_SCOPE, in_backbone
 from vantage.export.variants import record_variant
 
 PRECISIONS: tuple[str, ...] = ("int8", "fp16")
@@ -70,7 +70,7 @@ def quantize_int8(src: str | Path, dst: str | Path, calibration: np.ndarray) -> 
         graph = onnx.load(str(pre)).graph
         keep_float = [n.name for n in graph.node if not is_backbone(n) or n.name.startswith(INT8_FLOAT_SCOPES)]
         if len(keep_float) == len(graph.node):
-            raise ValueError(f"{src}: no backbone nodes under {BACKBONE_SCOPES}; nothing to quantise")
+            raise ValueError(f"{src}: no backbone nodes matching {BACKBONE_SCOPE.pattern}; nothing to quantise")
         k = next(i for i in graph.input if i.name == INPUT_HINT_NAME).type.tensor_type.shape.dim[1].dim_value
         quantize_static(
             str(pre),

@@ -99,6 +99,8 @@ def test_render_train_export_commands(tmp_path):
     meta = json.loads((bundle / "vantage.json").read_text())
     assert meta["training"]["epochs"] == 1 and meta["training"]["export_parity_max_abs_diff"]["rotation"] < 1e-4
     assert meta["test_time"] == "none"
-    res = vantage("export", "--checkpoint", str(run / "checkpoint.pt"), "--out", str(tmp_path / "flip"), "--test-time", "flip")
+    ckpt = str(run / "checkpoint.pt")
+    res = vantage("export", "--checkpoint", ckpt, ckpt, "--out", str(tmp_path / "ens"), "--test-time", "flip")
     assert res.returncode == 0, res.stderr[-2000:]
-    assert json.loads((tmp_path / "flip" / "vantage.json").read_text())["test_time"] == "flip"
+    meta = json.loads((tmp_path / "ens" / "vantage.json").read_text())
+    assert meta["test_time"] == "flip" and meta["ensemble_size"] == 2 and meta["training"]["checkpoint"] == [ckpt] * 2

@@ -86,7 +86,7 @@ def test_flip_averaged_bundle_is_benched_against_the_same_eager_computation(trai
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         bundle = export_bundle(FlipAveraged(load_model(ckpt)[0]), tmp_path / "flip")
-    rows = {r["runtime"]: r for r in run_bench(bundle, ckpt, root / "test", repeats=1)["rows"]}
+    rows = {r["runtime"]: r for r in run_bench(bundle, [ckpt], root / "test", repeats=1)["rows"]}
     assert rows["onnxruntime fp32"]["agreement"]["rotation_max_deg"] < 0.05
     assert rows["onnxruntime fp32"]["agreement"]["category_agreement"] == 1.0
     assert evaluate(bundle, root / "test")["overall"]["count"] == 9

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from vantage.train.recipe import RecipeConfig, run_recipe
 from vantage.train.shapes import generate_mesh
@@ -40,6 +41,14 @@ def test_recipe_holds_models_out_and_measures_the_exported_bundle(tmp_path: Path
     assert render["config"]["image_size"] == 80  # 1.25 × the input size
     bundle = json.loads((Path(result["bundle"]) / "vantage.json").read_text())
     assert bundle["input_size"] == 64 and bundle["categories"] == list(CATEGORIES) and bundle["test_time"] == "flip"
+    assert bundle["ensemble_size"] == 2  # trained side by side in two processes on one feature cache
+    run = tmp_path / "out" / "run"
+    assert len(list(run.glob("features-*.pt"))) == 1
+    assert all((run / f"member{i}" / "checkpoint.pt").is_file() and not list((run / f"member{i}").glob("features-*"))
+               for i in range(2))
+    heads = [torch.load(run / f"member{i}" / "checkpoint.pt", weights_only=True)["model"]["classifier.1.weight"]
+             for i in range(2)]
+    assert not torch.equal(*heads), "members start from different seeds"
     assert result["overall"]["count"] == len(CATEGORIES) * 3 and 0.0 <= result["overall"]["med_err"] <= 180.0
     assert json.loads((tmp_path / "out" / "recipe.json").read_text())["overall"] == result["overall"]
     assert (tmp_path / "out" / "eval" / "report.md").is_file()

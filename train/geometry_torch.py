@@ -120,17 +120,19 @@ def mirror_axis_angle(v: torch.Tensor) -> torch.Tensor:
     return torch.stack([x, -y, -z], -1)
 
 
-def agreeing_midpoint(a: torch.Tensor, b: torch.Tensor, max_angle: float) -> torch.Tensor:
-    """Axis-angle of the geodesic midpoint of exp(a) and exp(b) when they are within
-    `max_angle` radians of each other, else `a`.
+def agreeing_mean(poses: list[torch.Tensor], max_angle: float) -> torch.Tensor:
+    """Axis-angle of the SO(3) mean of the poses within `max_angle` radians of the first one.
 
-    For unit quaternions on the same hemisphere, (q_a + q_b)/‖q_a + q_b‖ is exactly
-    the midpoint on SO(3); |q_a·q_b| = cos(Δ/2) gives the agreement test without an
-    acos. Two poses far apart (a front and a back view) have a midpoint that matches
-    neither, so the first one is kept.
+    The mean is the normalised sum of unit quaternions on the first pose's
+    hemisphere; for two poses it is exactly the geodesic midpoint. |q_0·q_i| =
+    cos(Δ/2) gives the agreement test without an acos. Poses far from the first
+    (a front and a back view) are left out: their midpoint would match neither.
     """
-    qa, qb = _axis_angle_to_quaternion(a), _axis_angle_to_quaternion(b)
-    dot = (qa * qb).sum(-1, keepdim=True)
-    qb = torch.where(dot < 0, -qb, qb)
-    q = torch.where(dot.abs() >= math.cos(max_angle / 2.0), qa + qb, qa)
-    return _quaternion_to_axis_angle(q / q.norm(dim=-1, keepdim=True))
+    q0 = _axis_angle_to_quaternion(poses[0])
+    total = q0
+    for v in poses[1:]:
+        q = _axis_angle_to_quaternion(v)
+        dot = (q0 * q).sum(-1, keepdim=True)
+        q = torch.where(dot < 0, -q, q)
+        total = total + torch.where(dot.abs() >= math.cos(max_angle / 2.0), q, torch.zeros_like(q))
+    return _quaternion_to_axis_angle(total / total.norm(dim=-1, keepdim=True))

@@ -21,7 +21,7 @@ import math
 import torch
 from torch import nn
 
-from vantage.train.geometry_torch import agreeing_midpoint, axis_angle_to_rotation, mirror_axis_angle
+from vantage.train.geometry_torch import agreeing_mean, axis_angle_to_rotation, mirror_axis_angle
 
 AGREE_DEG = 45.0
 
@@ -40,13 +40,14 @@ class FlipAveraged(nn.Module):
         self.net = net
         self.config = net.config
         self.embedding_dim = net.embedding_dim
+        self.ensemble_size = getattr(net, "ensemble_size", 1)
         self.agree = math.radians(agree_deg)
 
     def forward(self, image: torch.Tensor, category_hint: torch.Tensor) -> tuple[torch.Tensor, ...]:
         both = torch.cat([image, image.flip(-1)])
         probs, y, _, embedding = self.net(both, torch.cat([category_hint, category_hint]))
         plain, mirrored = y.reshape(2, -1, 3).unbind(0)
-        y = agreeing_midpoint(plain, mirror_axis_angle(mirrored), self.agree)
+        y = agreeing_mean([plain, mirror_axis_angle(mirrored)], self.agree)
         k = probs.shape[-1]
         return probs.reshape(2, -1, k).mean(0), y, axis_angle_to_rotation(y), embedding.reshape(2, -1, embedding.shape[-1])[0]
 

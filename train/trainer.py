@@ -67,6 +67,9 @@ class TrainConfig:
     feature_cache: str | None = None  # folder of cached frozen features shared between runs (default: `out`)
     crop_margin: float = 0.1
     seed: int = 0
+    # Ensemble member (vantage.train.ensemble): shifts the initialisation, batch order and dropout
+    # seeds, not the augmentations of the cached features, so members share one feature cache.
+    member: int = 0
     threads: int = 0  # torch threads (0 = default); 1 on a busy shared CPU: 2 threads ran 16× slower per step there
     progress: bool = True
 
@@ -362,18 +365,33 @@ def _set_modes(model: JointPoseNet, phase: Phase) -> None:
         part.train(on)
 
 
+def training_samples(cfg: TrainConfig) -> list[Sample]:
+    """Every labelled view of the configured categories in the run's data folders (an error if none)."""
+    samples = [s for d in cfg.data for s in read_samples(d, cfg.model.categories)]
+    if not samples:
+        raise ValueError(f"no training samples of categories {cfg.model.categories} in {cfg.data}")
+    return samples
+
+
+def prepare_feature_cache(cfg: TrainConfig) -> None:
+    """Compute the frozen-feature cache once, so that ensemble members trained in parallel
+    processes load it instead of each computing it (`cfg.feature_cache` names the shared folder)."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    cached_features(JointPoseNet(cfg.model), training_samples(cfg), cfg)
+
+
 def _train(cfg: TrainConfig, ranks: Ranks, resume: bool, stop_after: int | None) -> Path:
     out = Path(cfg.out)
     if ranks.main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
-    torch.manual_seed(cfg.seed)
+    run_seed = cfg.seed + 1000 * cfg.member
+    torch.manual_seed(run_seed)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     dev = device()
-    samples = [s for d in cfg.data for s in read_samples(d, cfg.model.categories)]
-    if not samples:
-        raise ValueError(f"no training samples of categories {cfg.model.categories} in {cfg.data}")
+    samples = training_samples(cfg)
     if cfg.protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {cfg.protocol!r}")
     model = JointPoseNet(cfg.model).to(dev)
@@ -392,7 +410,7 @@ def _train(cfg: TrainConfig, ranks: Ranks, resume: bool, stop_after: int | None)
     ckpt_path = out / CHECKPOINT
     if resume and ckpt_path.is_file():
         start, history = _restore(ckpt_path, model, opt, sched, cfg, dev)
-    rng = np.random.default_rng(cfg.seed)
+    rng = np.random.default_rng(run_seed)
     for _ in range(start):  # keep the sampling stream identical after a resume
         balanced_order(labels, rng), rng.integers(0, feats.shape[0], len(samples))
     end = cfg.epochs if stop_after is None else min(cfg.epochs, start + stop_after)
@@ -400,7 +418,7 @@ def _train(cfg: TrainConfig, ranks: Ranks, resume: bool, stop_after: int | None)
         phase = phase_of(epoch, cfg)
         set_trainable(model, phase)
         _set_modes(model, phase)
-        seed_dropout(cfg.seed, epoch, ranks)
+        seed_dropout(run_seed, epoch, ranks)
         order = balanced_order(labels, rng)
         copy_of = rng.integers(0, feats.shape[0], len(order))
         t0 = time.time()

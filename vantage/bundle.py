@@ -47,6 +47,8 @@ class BundleMetadata:
     # "flip": the graph also runs the mirrored crop and averages (vantage.train.test_time), twice the
     # backbone compute; "none": one pass.
     test_time: str = "none"
+    # Members of a deep ensemble over one feature network (vantage.train.ensemble); 1 = a single network.
+    ensemble_size: int = 1
     # Accepted alternative graphs of the same model (int8/fp16 ONNX, TensorRT plans):
     # name → {"file", "runtime", "precision", measured accuracy/latency or agreement}.
     variants: dict[str, Any] = field(default_factory=dict)

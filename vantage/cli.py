@@ -74,12 +74,13 @@ def _export(args: argparse.Namespace) -> int:
         print("--quantize needs --eval-data DIR: labelled held-out renders to measure the accuracy change on",
               file=sys.stderr)
         return 2
-    from vantage.train.test_time import with_test_time
+    from vantage.train.ensemble import exported_model
 
-    model, info = load_model(args.checkpoint)
+    _, info = load_model(args.checkpoint[0])
     history = info["history"]
-    summary = {"epochs": info["epoch"] + 1, "last_epoch": history[-1] if history else {}, "checkpoint": str(args.checkpoint)}
-    out = export_bundle(with_test_time(model, args.test_time), args.out, training=summary, crop_margin=info["config"].crop_margin)
+    summary = {"epochs": info["epoch"] + 1, "last_epoch": history[-1] if history else {},
+               "checkpoint": [str(c) for c in args.checkpoint]}
+    out = export_bundle(exported_model(args.checkpoint, args.test_time), args.out, training=summary, crop_margin=info["config"].crop_margin)
     print(f"wrote bundle {out}")
     return _export_variants(args, out)
 
@@ -299,7 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=_train)
 
     e = sub.add_parser("export", help="export a checkpoint to a model bundle (ONNX + vantage.json)")
-    e.add_argument("--checkpoint", required=True)
+    e.add_argument("--checkpoint", required=True, nargs="+",
+                   help="one checkpoint, or several members of an ensemble over one frozen backbone "
+                        "(vantage.train.ensemble: features run once, poses averaged on SO(3))")
     e.add_argument("--out", required=True, help="bundle folder")
     e.add_argument("--test-time", choices=("none", "flip"), default="none",
                    help="flip: the graph also runs the mirrored crop and averages the poses on SO(3) (more "
@@ -319,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench-export", help="latency and agreement of every runtime of a bundle, one run")
     b.add_argument("--model", required=True, help="bundle folder")
-    b.add_argument("--checkpoint", help="checkpoint of the bundle, for the PyTorch eager row")
+    b.add_argument("--checkpoint", nargs="+", help="checkpoint(s) of the bundle, for the PyTorch eager row")
     b.add_argument("--data", help="labelled held-out renders: inputs, MedErr and cat-acc")
     b.add_argument("--repeats", type=int, default=50)
     b.add_argument("--json", help="result file (default BUNDLE/bench.json)")

@@ -1,0 +1,87 @@
+"""Deep ensembles over one frozen backbone: semantics, refusal of foreign members, the exported graph (real ORT)."""
+
+import copy
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from tests.export_fixtures import SIZE, joint_model
+from vantage.bundle import load_metadata
+from vantage.export.onnx_export import export_bundle
+from vantage.export.scopes import in_backbone
+from vantage.geometry import axis_angle_to_rotation, chordal_mean, geodesic_distance
+from vantage.train.ensemble import PoseEnsemble
+from vantage.train.geometry_torch import agreeing_mean
+from vantage.train.test_time import FlipAveraged
+
+
+@pytest.fixture(scope="module")
+def members():
+    first = joint_model()
+    second = copy.deepcopy(first)
+    gen = torch.Generator().manual_seed(3)
+    with torch.no_grad():  # another member: same frozen features, other trunk and heads
+        for name, p in second.named_parameters():
+            if not name.startswith("features."):
+                p.add_(0.05 * torch.randn(p.shape, generator=gen))
+    return first, second
+
+
+def test_agreeing_mean_of_a_cluster_is_its_rotation_mean_and_ignores_the_outlier():
+    rng = np.random.default_rng(4)
+    base = axis_angle_to_rotation(rng.normal(size=(50, 3)))
+    near = [base @ axis_angle_to_rotation(rng.normal(scale=np.radians(6), size=(50, 3))) for _ in range(2)]
+    far = base @ axis_angle_to_rotation(np.tile([0.0, 0.0, np.radians(170)], (50, 1)))  # front/back
+    from vantage.geometry import rotation_to_axis_angle
+
+    poses = [torch.from_numpy(rotation_to_axis_angle(r)) for r in (base, near[0], far, near[1])]
+    got = axis_angle_to_rotation(agreeing_mean(poses, np.radians(45)).numpy())
+    want = np.stack([chordal_mean(np.stack([base[i], near[0][i], near[1][i]])) for i in range(50)])
+    assert np.max(geodesic_distance(got, want)) < 0.05  # degrees: quaternion vs chordal mean of a tight cluster
+
+
+def test_ensemble_averages_its_members_and_equals_one_member_twice(members):
+    first, second = members
+    x = torch.randn(3, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
+    hint = torch.zeros(3, 12)
+    hint[2, 1] = 1
+    with torch.no_grad():
+        probs, y, rot, emb = PoseEnsemble([first, second])(x, hint)
+        p1, y1, r1, e1 = first(x, hint)
+        p2, y2, _, _ = second(x, hint)
+        same = PoseEnsemble([first, copy.deepcopy(first)])(x, hint)
+    torch.testing.assert_close(probs, (p1 + p2) / 2)
+    torch.testing.assert_close(y, agreeing_mean([y1, y2], np.radians(45)))
+    torch.testing.assert_close(emb, e1)
+    assert np.max(geodesic_distance(rot.double().numpy(), r1.double().numpy())) > 0.1, "members differ (degrees)"
+    torch.testing.assert_close(same[2], r1, atol=1e-5, rtol=0)
+
+
+def test_ensemble_refuses_members_with_another_backbone(members):
+    first, _ = members
+    other = copy.deepcopy(first)
+    with torch.no_grad():
+        next(other.features.parameters()).add_(1.0)
+    with pytest.raises(ValueError, match="member 1 has another feature network"):
+        PoseEnsemble([first, other])
+    with pytest.raises(ValueError, match="at least 2 members"):
+        PoseEnsemble([first])
+
+
+def test_ensemble_graph_runs_the_backbone_once_and_keeps_parity(members, tmp_path):
+    first, second = members
+    single = onnx.load(str(export_bundle(first, tmp_path / "one") / "model.onnx"))
+    bundle = export_bundle(FlipAveraged(PoseEnsemble([first, second])), tmp_path / "two")
+    meta = load_metadata(bundle)
+    assert meta.ensemble_size == 2 and meta.test_time == "flip"
+    assert meta.training["export_parity_max_abs_diff"]["rotation"] < 1e-4
+    graph = onnx.load(str(bundle / "model.onnx"))
+
+    def convs(proto, scope):
+        return sum(n.op_type == "Conv" and scope in n.name for n in proto.graph.node)
+
+    assert convs(graph, "/features/") == convs(single, "/features/") > 0, "one backbone pass"
+    assert convs(graph, "/members.1/trunk") == convs(single, "/trunk") > 0
+    assert any(in_backbone(n.name) and "/members.1/" in n.name for n in graph.graph.node)
