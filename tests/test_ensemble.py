@@ -85,3 +85,26 @@ def test_ensemble_graph_runs_the_backbone_once_and_keeps_parity(members, tmp_pat
     assert convs(graph, "/features/") == convs(single, "/features/") > 0, "one backbone pass"
     assert convs(graph, "/members.1/trunk") == convs(single, "/trunk") > 0
     assert any(in_backbone(n.name) and "/members.1/" in n.name for n in graph.graph.node)
+
+
+def test_int8_variant_of_a_flip_averaged_ensemble_quantises_only_the_shared_backbone(small_renders, tmp_path):
+    """The reference recipe's bundle shape (ensemble + flip) still gets a backbone-only int8 variant."""
+    from vantage.export.quantize import build_variants
+    from vantage.export.renders import load_renders
+
+    first = joint_model(pretrained=True)
+    second = copy.deepcopy(first)
+    with torch.no_grad():
+        for name, p in second.named_parameters():
+            if not name.startswith("features."):
+                p.mul_(1.1)
+    bundle = export_bundle(FlipAveraged(PoseEnsemble([first, second])), tmp_path / "b")
+    renders = load_renders(small_renders, load_metadata(bundle))
+    result = build_variants(bundle, ["int8"], renders, renders, max_mederr_increase=180.0, repeats=1)
+    assert "refused" not in result["int8"]
+    graph = onnx.load(str(bundle / "model.int8.onnx")).graph
+    producer = {o: n for n in graph.node for o in n.output}
+    quantised = [n.input[0] for n in graph.node if n.op_type == "QuantizeLinear"]
+    assert any("/members.1/trunk" in producer[q].name for q in quantised if q in producer)
+    for q in quantised:  # the image batch (plain + mirrored crops, concatenated) and backbone activations only
+        assert q == "image" or in_backbone(producer[q].name) or "image" in producer[q].input, producer[q].name

@@ -82,6 +82,13 @@ def scratch_section(results: list[dict]) -> str:
             f"{head}\n" + "\n".join(_scratch_row(s) for s in rows))
 
 
+def _members(cfg: dict) -> str:
+    """The recipe's ensemble and test-time averaging in words (absent from results stored before they existed)."""
+    n, tta = cfg.get("members", 1), cfg.get("test_time", "none")
+    net = f"an ensemble of {n} networks" if n > 1 else "one network"
+    return net + (" averaged with the mirrored crop" if tta == "flip" else "")
+
+
 def build(results_dir: Path = RESULTS) -> str:
     """The markdown of docs/RESULTS.md, from the JSON in `results_dir`."""
     results = [json.loads(p.read_text()) for p in sorted(results_dir.glob("*.json"))]
@@ -94,7 +101,8 @@ def build(results_dir: Path = RESULTS) -> str:
             "## Reference recipe (`vantage recipe reference`)", "",
             f"Head `{t['model']['head']}` (per-bin delta {t['model']['per_bin_delta']}, K = {t['model']['num_bins']}), "
             f"{t['epochs']} epochs, input {t['model']['input_size']}², tap block {t['model']['tap']}, "
-            f"flips {t['flip']}; {r['seconds']['total'] / 60:.1f} min in total on this machine "
+            f"training flips {t['flip']}, {_members(r['config'])}; "
+            f"{r['seconds']['total'] / 60:.1f} min in total on this machine "
             f"(render {r['seconds']['render']:.0f} s, train {r['seconds']['train']:.0f} s, the feature cache included; "
             "a rerun in the same folder reuses the renders and the cached frozen features). "
             "Test: renders of CAD meshes held out from training, over photo-like backgrounds.", "",
