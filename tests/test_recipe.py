@@ -54,8 +54,12 @@ def test_recipe_holds_models_out_and_measures_the_exported_bundle(tmp_path: Path
     assert (tmp_path / "out" / "eval" / "report.md").is_file()
 
 
-def test_recipe_refuses_an_input_size_the_network_cannot_take_before_rendering(tmp_path: Path) -> None:
+def test_recipe_refuses_a_bad_input_size_or_member_count_before_rendering(tmp_path: Path) -> None:
     cfg = RecipeConfig(models=str(tmp_path / "repo"), out=str(tmp_path / "out"), input_size=96)
     with pytest.raises(ValueError, match="tap grid 3 that input_size 96 gives"):  # 96 / 32 = 3, not even
+        run_recipe(cfg)
+    assert not (tmp_path / "out").exists()
+    cfg = RecipeConfig(models=str(tmp_path / "repo"), out=str(tmp_path / "out"), members=0)
+    with pytest.raises(ValueError, match="members must be at least 1"):
         run_recipe(cfg)
     assert not (tmp_path / "out").exists()

@@ -91,7 +91,11 @@ def train_members(cfg: TrainConfig, members: int) -> list[Path]:
     shared 2-core CPU), so a second member uses the otherwise idle core. The cache
     is computed first, once, here; member i writes to `cfg.out/member<i>` and only
     member 0 draws a progress bar. One member trains in this process, in `cfg.out`.
+    The members are spawned processes, so a script that calls this needs Python's
+    `if __name__ == "__main__":` guard.
     """
+    if members < 1:
+        raise ValueError(f"members must be at least 1, got {members}")
     if members == 1:
         return [train(cfg)]
     shared = replace(cfg, feature_cache=cfg.feature_cache or cfg.out)

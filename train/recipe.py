@@ -94,6 +94,8 @@ def run_recipe(cfg: RecipeConfig) -> dict:
     tcfg = cfg.train
     tcfg.model.input_size = cfg.input_size
     JointPoseNet(tcfg.model)  # an input size the network cannot take fails here, not after minutes of rendering
+    if cfg.members < 1:
+        raise ValueError(f"members must be at least 1, got {cfg.members}")
 
     t0 = time.time()
     out = Path(cfg.out)

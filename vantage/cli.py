@@ -238,8 +238,9 @@ def _eval(args: argparse.Namespace) -> int:
 def _recipe(args: argparse.Namespace) -> int:
     from vantage.train.recipe import RecipeConfig, run_recipe
 
-    size = {"input_size": args.input_size} if args.input_size else {}
-    run_recipe(RecipeConfig(models=args.models, out=args.out, photos=args.photos, workers=args.workers, **size))
+    given = {"input_size": args.input_size, "members": args.members}
+    run_recipe(RecipeConfig(models=args.models, out=args.out, photos=args.photos, workers=args.workers,
+                            **{k: v for k, v in given.items() if v is not None}))
     return 0
 
 
@@ -385,6 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--input-size", type=int,
                    help="network input side in pixels, a multiple of 64 with the default tap and 2x2 embedding grid; "
                         "views are rendered at 1.25x it (default: RecipeConfig's, 192)")
+    c.add_argument("--members", type=int,
+                   help="ensemble members trained side by side, one process each (default: RecipeConfig's, 2)")
     c.set_defaults(func=_recipe)
 
     d = sub.add_parser("demo", help="live pose overlay on camera, video or synthetic frames: axes, and the "
