@@ -48,7 +48,7 @@ def _runners(bundle: Path, checkpoint: Sequence[str | Path] | None) -> list[tupl
     if checkpoint is not None:
         from vantage.train.ensemble import exported_model
 
-        eager = exported_model(checkpoint, meta.test_time)  # the same computation as the graph
+        eager, _ = exported_model(checkpoint, meta.test_time)  # the same computation as the graph
         rows.append(("pytorch eager fp32", torch_runner(eager)))
     rows.append(("onnxruntime fp32", ort_runner(bundle / meta.onnx_file)))
     tensorrt = [e for e in meta.variants.values() if e["runtime"] == "tensorrt"]

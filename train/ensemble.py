@@ -78,12 +78,14 @@ class PoseEnsemble(nn.Module):
         return probs, y, axis_angle_to_rotation(y), outs[0][3]
 
 
-def exported_model(checkpoints: Sequence[str | Path], test_time: str = "none") -> nn.Module:
-    """The module the bundle graph is exported from: one checkpoint's network or their ensemble, with the test-time mode."""
-    nets = [load_model(c)[0] for c in checkpoints]
-    if not nets:
+def exported_model(checkpoints: Sequence[str | Path], test_time: str = "none") -> tuple[nn.Module, dict]:
+    """The module the bundle graph is exported from (one checkpoint's network or their ensemble,
+    with the test-time mode) and the first checkpoint's training info (config, epoch, history)."""
+    if not checkpoints:
         raise ValueError("no checkpoint given")
-    return with_test_time(nets[0] if len(nets) == 1 else PoseEnsemble(nets), test_time)
+    loaded = [load_model(c) for c in checkpoints]
+    nets = [net for net, _ in loaded]
+    return with_test_time(nets[0] if len(nets) == 1 else PoseEnsemble(nets), test_time), loaded[0][1]
 
 
 def train_members(cfg: TrainConfig, members: int) -> list[Path]:

@@ -56,7 +56,7 @@ EVALUATION_VIEWS = 500
 
 def _export(args: argparse.Namespace) -> int:
     from vantage.export.onnx_export import export_bundle
-    from vantage.train.trainer import load_model
+    from vantage.train.ensemble import exported_model
 
     if args.engine != "onnx":
         from vantage.export.tensorrt_engine import missing
@@ -74,13 +74,11 @@ def _export(args: argparse.Namespace) -> int:
         print("--quantize needs --eval-data DIR: labelled held-out renders to measure the accuracy change on",
               file=sys.stderr)
         return 2
-    from vantage.train.ensemble import exported_model
-
-    _, info = load_model(args.checkpoint[0])
+    model, info = exported_model(args.checkpoint, args.test_time)
     history = info["history"]
     summary = {"epochs": info["epoch"] + 1, "last_epoch": history[-1] if history else {},
                "checkpoint": [str(c) for c in args.checkpoint]}
-    out = export_bundle(exported_model(args.checkpoint, args.test_time), args.out, training=summary, crop_margin=info["config"].crop_margin)
+    out = export_bundle(model, args.out, training=summary, crop_margin=info["config"].crop_margin)
     print(f"wrote bundle {out}")
     return _export_variants(args, out)
 
