@@ -11,7 +11,7 @@ from tests.export_fixtures import SIZE, joint_model
 from vantage.bundle import load_metadata
 from vantage.export.onnx_export import export_bundle
 from vantage.export.scopes import in_backbone
-from vantage.geometry import axis_angle_to_rotation, chordal_mean, geodesic_distance
+from vantage.geometry import axis_angle_to_rotation, chordal_mean, geodesic_distance, rotation_to_axis_angle
 from vantage.train.ensemble import PoseEnsemble
 from vantage.train.geometry_torch import agreeing_mean
 from vantage.train.test_time import FlipAveraged
@@ -34,8 +34,6 @@ def test_agreeing_mean_of_a_cluster_is_its_rotation_mean_and_ignores_the_outlier
     base = axis_angle_to_rotation(rng.normal(size=(50, 3)))
     near = [base @ axis_angle_to_rotation(rng.normal(scale=np.radians(6), size=(50, 3))) for _ in range(2)]
     far = base @ axis_angle_to_rotation(np.tile([0.0, 0.0, np.radians(170)], (50, 1)))  # front/back
-    from vantage.geometry import rotation_to_axis_angle
-
     poses = [torch.from_numpy(rotation_to_axis_angle(r)) for r in (base, near[0], far, near[1])]
     got = axis_angle_to_rotation(agreeing_mean(poses, np.radians(45)).numpy())
     want = np.stack([chordal_mean(np.stack([base[i], near[0][i], near[1][i]])) for i in range(50)])
