@@ -108,3 +108,19 @@ def test_protocols_flips_and_key_poses_in_checkpoint(dataset, tmp_path):
 
     balanced = TrainConfig(data=["d"], out="o", epochs=10, protocol="balanced")
     assert [phase_of(e, balanced).trunk for e in (0, 3, 4)] == [False, False, True]
+
+
+def test_feature_cache_key_follows_the_labels_not_only_the_paths(dataset, tmp_path):
+    """A folder rendered again with other settings keeps its file names; its cached features must not be reused."""
+    from dataclasses import replace
+
+    from vantage.train.data import read_samples
+    from vantage.train.trainer import _cache_key
+
+    cfg = _cfg(dataset, tmp_path, epochs=1)
+    samples = read_samples(dataset, list(CATS))
+    key = _cache_key(cfg, samples)
+    assert _cache_key(cfg, list(samples)) == key
+    moved = [replace(samples[0], box=tuple(v + 1.0 for v in samples[0].box))] + samples[1:]
+    turned = [replace(samples[0], rotation=samples[0].rotation.T.copy())] + samples[1:]
+    assert len({key, _cache_key(cfg, moved), _cache_key(cfg, turned)}) == 3

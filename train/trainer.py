@@ -156,11 +156,17 @@ def extract_features(
 
 
 def _cache_key(cfg: TrainConfig, samples: list[Sample]) -> str:
+    """Identity of a feature cache: the extraction settings and every sample's path, box and pose.
+
+    The labels are part of it because a folder rendered again with other settings keeps
+    its file names: a key of paths alone would hand back the old views' features.
+    """
     h = hashlib.sha256()
     h.update(json.dumps([cfg.model.tap, cfg.model.input_size, cfg.crop_margin, cfg.seed, cfg.augmented_copies, cfg.flip]).encode())
     h.update(json.dumps(asdict(cfg.augment), default=list).encode())
     for s in samples:
         h.update(str(s.image_path).encode())
+        h.update(np.asarray(s.box, np.float64).tobytes() + np.asarray(s.rotation, np.float64).tobytes())
     return h.hexdigest()[:16]
 
 
