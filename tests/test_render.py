@@ -29,6 +29,7 @@ from vantage.train.render import (
     render_dataset,
     sample_viewpoints,
     square_crop_window,
+    stretch_mesh,
 )
 
 CAD_ROOT = Path(__file__).resolve().parents[2] / "shared/data/pascal3d_cad"
@@ -104,12 +105,18 @@ def label_spec(request, marked_spec) -> ModelSpec:
 
 
 @pytest.mark.parametrize(
-    "crop,antialias",
-    [("none", "blur"), ("square", "blur"), ("box", "blur"), ("none", "supersample")],
+    "crop,antialias,shapes",
+    [("none", "blur", 1), ("square", "blur", 1), ("box", "blur", 1), ("none", "supersample", 1), ("none", "blur", 5)],
 )
-def test_manifest_labels_reproduce_saved_masks(tmp_path, label_spec, crop, antialias):
-    """Projecting the mesh with a view's (rotation, distance·camera_position, K) gives its saved mask."""
+def test_manifest_labels_reproduce_saved_masks(tmp_path, label_spec, crop, antialias, shapes):
+    """Projecting the mesh with a view's (rotation, distance·camera_position, K) gives its saved mask.
+
+    With shape augmentation each view draws its own stretched copy: the manifest's
+    "stretch" must rebuild it, and the unstretched mesh must not fit those views.
+    """
     config = RenderConfig(
+        shape_variants=shapes,
+        shape_stretch=1.5,
         image_size=128,
         views_per_model=5,
         theta_std_deg=25.0,  # clearly nonzero in-plane rotations
@@ -124,7 +131,11 @@ def test_manifest_labels_reproduce_saved_masks(tmp_path, label_spec, crop, antia
     records = read_manifest(manifest)
     assert len(records) == 5
     assert max(abs(r["theta"]) for r in records) > 5.0
-    scores = []
+    stretches = np.array([r["stretch"] for r in records])
+    assert np.array_equal(stretches[0], np.ones(3)), "the first shape is the mesh itself"
+    assert len({tuple(s) for s in stretches}) == shapes
+    assert np.all((stretches >= 1 / 1.5) & (stretches <= 1.5))
+    scores, unstretched = [], []
     for r in records:
         mask = read_mask(tmp_path / "ds" / r["mask"])
         assert mask.shape == (r["height"], r["width"])
@@ -132,8 +143,12 @@ def test_manifest_labels_reproduce_saved_masks(tmp_path, label_spec, crop, antia
         expected_r = viewpoint_to_rotation(r["azimuth"], r["elevation"], r["theta"])
         np.testing.assert_allclose(rotation, expected_r, atol=1e-12)
         centre = r["distance"] * np.array(r["camera_position"])
-        expected = project_mask(mesh, rotation, centre, np.array(r["K"]).reshape(3, 3), r["width"], r["height"])
+        K = np.array(r["K"]).reshape(3, 3)
+        drawn = stretch_mesh(mesh, r["stretch"])
+        expected = project_mask(drawn, rotation, centre, K, r["width"], r["height"])
         score = iou(mask, expected)
+        if shapes > 1:
+            unstretched.append(iou(mask, project_mask(mesh, rotation, centre, K, r["width"], r["height"])))
         scores.append(score)
         assert score > 0.95, f"view {r['index']} ({crop}): IoU {score:.3f} between saved and projected mask"
         if crop == "square":
@@ -141,6 +156,8 @@ def test_manifest_labels_reproduce_saved_masks(tmp_path, label_spec, crop, antia
     # Tighter on average: a half-pixel error in the pixel-centre convention brings the mean
     # to about 0.97 (uncropped) / 0.975 (square crops, whose mask is resampled by crop_square).
     assert np.mean(scores) > (0.978 if crop == "square" else 0.985), scores
+    if shapes > 1:
+        assert min(unstretched[1:]) < 0.93, f"stretched views fit the unstretched mesh: {unstretched}"
 
 
 def test_projection_check_detects_wrong_labels(tmp_path, marked_spec):
@@ -413,5 +430,9 @@ def test_config_validation():
         RenderConfig(elevation_range=(50.0, 10.0))
     with pytest.raises(ValueError, match="background"):
         RenderConfig(background_weights={"sky": 1.0})
+    with pytest.raises(ValueError, match="shape_variants"):
+        RenderConfig(views_per_model=4, shape_variants=5)
+    with pytest.raises(ValueError, match="shape_stretch"):
+        RenderConfig(shape_stretch=0.8)
     assert RenderConfig().focal == pytest.approx(80.0 / np.tan(np.radians(18.0)))
     np.testing.assert_allclose(intrinsics(100.0, 5.0, 6.0), [[100, 0, 5], [0, 100, 6], [0, 0, 1]])

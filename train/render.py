@@ -59,7 +59,7 @@ import trimesh
 from vantage.geometry import camera_position, viewpoint_to_rotation
 from vantage.imaging import crop_square
 from vantage.train.backgrounds import BACKGROUND_KINDS, list_photos, make_background
-from vantage.train.meshes import MeshError, ModelSpec
+from vantage.train.meshes import MeshError, ModelSpec, normalise_mesh
 
 MANIFEST_NAME = "manifest.jsonl"
 RENDER_INFO_NAME = "render.json"
@@ -84,6 +84,7 @@ MANIFEST_KEYS = (
     "background",
     "crop",
     "truncated",
+    "stretch",
 )
 SAMPLINGS = ("random", "icosphere")
 CROPS = ("none", "box", "square")
@@ -147,6 +148,15 @@ class RenderConfig:
     crop: str = "none"
     crop_margin: float = 0.1
     crop_size: int = 128
+    # Shape augmentation, against over-fitting to the training instances (the pose error on
+    # unseen models is several times the training error): the views of a model are split
+    # evenly over `shape_variants` copies of its mesh; copy 0 is the mesh itself, copy i > 0 is
+    # scaled along each object axis by a factor log-uniform in [1/shape_stretch, shape_stretch]
+    # and normalised again (POSE.md: box-centred, farthest vertex at 1). Scaling along the
+    # object axes keeps the object frame, so the pose labels stay exact. The manifest's
+    # "stretch" holds the factors: `stretch_mesh(mesh, stretch)` rebuilds the drawn surface.
+    shape_variants: int = 1
+    shape_stretch: float = 1.3
     # Files
     image_format: str = "jpg"  # "jpg" or "png"
     jpeg_quality_range: tuple[int, int] = (75, 95)  # JPEG quality, uniform integer per image
@@ -183,6 +193,9 @@ class RenderConfig:
         check(1 <= self.jpeg_quality_range[0] and self.jpeg_quality_range[1] <= 100, "jpeg_quality_range in [1, 100]")
         check(0 <= self.specular_prob <= 1, "specular_prob must be in [0, 1]")
         check(self.max_resample >= 1, "max_resample must be >= 1")
+        check(1 <= self.shape_variants <= self.views_per_model,
+              f"shape_variants must be in [1, views_per_model], got {self.shape_variants}")
+        check(self.shape_stretch >= 1, f"shape_stretch must be >= 1, got {self.shape_stretch}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RenderConfig":
@@ -583,18 +596,42 @@ def _init_worker() -> None:
     cv2.setNumThreads(1)
 
 
+def stretch_mesh(mesh: trimesh.Trimesh, stretch: Sequence[float]) -> trimesh.Trimesh:
+    """`mesh` scaled by `stretch` along the object axes x, y, z, then normalised again (POSE.md)."""
+    scaled = mesh.copy()
+    scaled.apply_transform(np.diag([*map(float, stretch), 1.0]))
+    return normalise_mesh(scaled)
+
+
+def shape_stretches(config: RenderConfig, seed: Sequence[int]) -> np.ndarray:
+    """(shape_variants, 3) per-axis factors; row 0 is the mesh itself (all ones).
+
+    Drawn from their own generator, so the views of a dataset without shape
+    augmentation are those it had before the option existed.
+    """
+    rng = np.random.default_rng([*seed, 1])
+    factors = np.exp(rng.uniform(-1.0, 1.0, (config.shape_variants, 3)) * math.log(config.shape_stretch))
+    factors[0] = 1.0
+    return factors
+
+
 def _render_model(task: tuple[int, ModelSpec, RenderConfig, str, list[str]]) -> dict[str, Any]:
     """Render all views of one model (one BVH build); deterministic in (config.seed, model index)."""
     index, spec, config, out_dir, photos = task
     out = Path(out_dir)
     rng = np.random.default_rng([config.seed, index])
+    stretches = shape_stretches(config, (config.seed, index))
     try:
-        renderer = MeshRenderer(spec.load(), photos)
+        mesh = spec.load()
+        renderer = MeshRenderer(mesh, photos)
     except MeshError as exc:
         return {"index": index, "records": [], "error": f"{spec.model_id}: {exc}", "resampled": 0}
     views = sample_viewpoints(config.views_per_model, config, rng)
-    records, resampled = [], 0
+    records, resampled, shape = [], 0, 0
     for v in range(config.views_per_model):
+        if v * config.shape_variants // config.views_per_model != shape:
+            shape = v * config.shape_variants // config.views_per_model
+            renderer = MeshRenderer(stretch_mesh(mesh, stretches[shape]), photos)
         a, e, t, d = views[v]
         view = None
         for attempt in range(config.max_resample):
@@ -637,6 +674,7 @@ def _render_model(task: tuple[int, ModelSpec, RenderConfig, str, list[str]]) -> 
                 "background": view.background,
                 "crop": config.crop,
                 "truncated": view.truncated,
+                "stretch": [float(x) for x in stretches[shape]],
             }
         )
     return {"index": index, "records": records, "error": None, "resampled": resampled}
