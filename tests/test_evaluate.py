@@ -65,6 +65,14 @@ def test_bundle_and_checkpoint_report_the_same(trained):
         assert (out / png).stat().st_size > 2000
     assert "images" not in json.loads((out / "report.json").read_text())
 
+    # built-in test meshes are always found: the errors their own symmetries explain are reported apart
+    sym = a["symmetry"]
+    assert sym["unresolved"] == 0 and set(sym["angles_deg"]) == {r["model_id"] for r in rows}
+    assert len(sym["angles_deg"]["builtin/bottle/0050"]) > 20, "a procedural bottle is a solid of revolution"
+    assert all(float(r["sym_err"]) <= float(r["pose_err"]) + 1e-6 for r in rows)
+    assert sym["overall"]["med_err"] <= a["overall"]["med_err"]
+    assert "## Symmetry-reduced error" in md and "| Acc@π/6 |" in md.split("## Symmetry-reduced error")[1]
+
 
 def test_eval_command_line(trained, tmp_path):
     root, _, bundle = trained
@@ -72,6 +80,7 @@ def test_eval_command_line(trained, tmp_path):
                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "all images" in res.stdout and (tmp_path / "report.md").is_file()
+    assert "symmetry-reduced" in res.stdout
 
 
 def test_flip_averaged_bundle_is_benched_against_the_same_eager_computation(trained, tmp_path):

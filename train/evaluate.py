@@ -5,6 +5,9 @@ bundle (ONNX Runtime) and a checkpoint (PyTorch) are measured the same way. Besi
 the fused prediction (hint = zeros) the model is run with the hint set to each of
 its top-3 categories and to the true one, which gives the joint-pose paper's
 Table 13 (pose error with the top-1/2/3 categories' heads, and with the oracle).
+Where a test view's mesh can be found (built-in models always; mesh files with
+`models`), the report also gives the symmetry-reduced error of
+`vantage.train.symmetry`: how much of the plain error no image could remove.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import numpy as np
 from vantage.bundle import METADATA_FILE, load_metadata
 from vantage.geometry import geodesic_distance, rotation_to_viewpoint
 from vantage.train.data import Sample, batches, normalised_crops, read_samples
-from vantage.train.metrics import pose_report
+from vantage.train.metrics import by_category, pose_report, summarise
 from vantage.train.report import write_report
 
 Runner = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # hints (N, K) → (probs, rotations)
@@ -64,8 +67,8 @@ def checkpoint_runner(checkpoint: Path, data: str | Path) -> tuple[list[str], li
     return list(cfg.categories), samples, run
 
 
-def evaluate_runner(categories: list[str], samples: list[Sample], run: Runner) -> dict:
-    """Metrics of one model on labelled samples: fused prediction, top-k heads and the oracle head."""
+def evaluate_runner(categories: list[str], samples: list[Sample], run: Runner, models: str | Path | None = None) -> dict:
+    """Metrics of one model on labelled samples: fused prediction, top-k heads, the oracle head, symmetry."""
     if not samples:
         raise ValueError(f"no test samples of the model's categories {categories}")
     n, k = len(samples), len(categories)
@@ -100,16 +103,55 @@ def evaluate_runner(categories: list[str], samples: list[Sample], run: Runner) -
         for i, s in enumerate(samples)
     ]
     del report["errors_deg"]
+    add_symmetry(report, samples, rot, true_rot, models)
     return report
 
 
-def evaluate(model: str | Path, data: str | Path, out: str | Path | None = None) -> dict:
-    """Evaluate a bundle folder or a checkpoint file on a rendered dataset; write the report to `out`."""
+def add_symmetry(report: dict, samples: list[Sample], pred: np.ndarray, true: np.ndarray,
+                 models: str | Path | None) -> None:
+    """Symmetry-reduced errors (`vantage.train.symmetry`) of the views whose mesh can be found.
+
+    Adds report["symmetry"] (the detected angles per mesh, overall / mean / per-category
+    metrics of the reduced errors) and a "sym_err" per image; views of meshes not
+    found keep their plain error and are counted in "unresolved".
+    """
+    from vantage.train.meshes import MeshError, builtin_spec, scan_repository
+    from vantage.train.symmetry import symmetry_group, symmetry_reduced_errors, z_symmetry_angles
+
+    known = {s.model_id: s for s in scan_repository(models)} if models is not None else {}
+    angles: dict[str, list[float]] = {}
+    for model_id in dict.fromkeys(s.model_id for s in samples):
+        spec = known.get(model_id) or builtin_spec(model_id)
+        if spec is not None:
+            try:
+                angles[model_id] = z_symmetry_angles(spec.load())
+            except MeshError:
+                continue
+    if not angles:
+        return
+    groups = [symmetry_group(angles.get(s.model_id, [])) for s in samples]
+    reduced = symmetry_reduced_errors(pred, true, groups)
+    true_names = [r["category"] for r in report["images"]]
+    report["symmetry"] = {
+        "angles_deg": angles,
+        "unresolved": sum(s.model_id not in angles for s in samples),
+        **by_category(true_names, report["categories"], lambda sel: summarise(reduced[sel])),
+    }
+    for row, err in zip(report["images"], reduced):
+        row["sym_err"] = float(err)
+
+
+def evaluate(model: str | Path, data: str | Path, out: str | Path | None = None,
+             models: str | Path | None = None) -> dict:
+    """Evaluate a bundle folder or a checkpoint file on a rendered dataset; write the report to `out`.
+
+    `models`: the mesh folder the test views were rendered from, for the symmetry-reduced error.
+    """
     model = Path(model)
     make = bundle_runner if (model / METADATA_FILE).is_file() else checkpoint_runner
     if not model.exists():
         raise FileNotFoundError(f"{model} is neither a bundle folder nor a checkpoint file")
-    report = evaluate_runner(*make(model, data))
+    report = evaluate_runner(*make(model, data), models=models)
     report["model"], report["data"] = str(model), str(data)
     if out is not None:
         write_outputs(report, Path(out))

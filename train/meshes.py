@@ -98,6 +98,14 @@ def builtin_specs(
     ]
 
 
+def builtin_spec(model_id: str) -> ModelSpec | None:
+    """The procedural model a `builtin_specs` id ("builtin/<category>/<seed>") names, else None."""
+    parts = model_id.split("/")
+    if len(parts) != 3 or parts[0] != "builtin" or parts[1] not in CATEGORIES or not parts[2].isdigit():
+        return None
+    return ModelSpec(model_id, parts[1], seed=int(parts[2]))
+
+
 def hold_out(specs: Iterable[ModelSpec], per_category: int, seed: int = 0) -> tuple[list[ModelSpec], list[ModelSpec]]:
     """Split into (train, held_out) keeping `per_category` unseen models per category.
 

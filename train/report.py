@@ -24,12 +24,12 @@ METRICS = (
 )
 
 
-def category_table(report: dict) -> str:
+def category_table(report: dict, metrics: tuple[tuple[str, str, str], ...] = METRICS) -> str:
     """Markdown table: metrics × (categories, mean over categories, all images)."""
     cats = list(report["per_category"])
     head = ["metric", *[SHORT.get(c, c) for c in cats], "mean", "all"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for key, name, fmt in METRICS:
+    for key, name, fmt in metrics:
         cells = [fmt.format(report["per_category"][c][key]) for c in cats]
         cells += [fmt.format(report["mean_over_categories"][key]), fmt.format(report["overall"][key])]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
@@ -46,6 +46,23 @@ def topk_table(report: dict) -> str:
     return f"| {head} |\n|" + "---|" * (2 * len(keys)) + f"\n| {row} |"
 
 
+def symmetry_section(report: dict) -> list[str]:
+    """Markdown lines on the symmetry-reduced error (`vantage.train.symmetry`); none without it."""
+    sym = report.get("symmetry")
+    if not sym:
+        return []
+    found = {m: a for m, a in sym["angles_deg"].items() if a}
+    listed = "; ".join(f"`{m}` {', '.join(f'{x:g}°' for x in a)}" for m, a in found.items()) or "none"
+    return [
+        "\n## Symmetry-reduced error\n",
+        "min over the test mesh's rotations S about its up axis of Δ(R̂, R·S): the part of the plain "
+        "error that no image could remove is taken out (vantage.train.symmetry). The plain error above "
+        f"is POSE.md's metric. Meshes with such symmetries: {listed}. Views whose mesh was not found: "
+        f"{sym['unresolved']}.\n",
+        category_table(sym, METRICS[:4]),
+    ]
+
+
 def write_report(report: dict, out: Path) -> None:
     """report.md and errors_hist.png, error_vs_azimuth.png, confusion.png in `out`."""
     md = [
@@ -57,6 +74,7 @@ def write_report(report: dict, out: Path) -> None:
         "Pose error with top-k = the smallest error among the heads of the k most probable "
         "categories; GT = the true category's head (oracle).\n",
         topk_table(report),
+        *symmetry_section(report),
         "\n![errors](errors_hist.png) ![azimuth](error_vs_azimuth.png) ![confusion](confusion.png)\n",
     ]
     (out / "report.md").write_text("\n".join(md))

@@ -226,8 +226,12 @@ def _eval(args: argparse.Namespace) -> int:
     from vantage.train.evaluate import evaluate
     from vantage.train.metrics import format_table
 
-    report = evaluate(args.model, args.data, args.out)
+    report = evaluate(args.model, args.data, args.out, models=args.models)
     print(format_table(report))
+    if "symmetry" in report:
+        sym = report["symmetry"]["overall"]
+        print(f"symmetry-reduced (each mesh's own rotations about its up axis forgiven): MedErr {sym['med_err']:.2f}°  "
+              f"Acc@π/6 {sym['acc_pi6']:.3f}")
     if args.out:
         print(f"wrote {args.out}/report.md, report.json, per_image.csv and plots")
     return 0
@@ -373,6 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--model", required=True, help="bundle folder or checkpoint file")
     v.add_argument("--data", required=True, help="rendered dataset folder (manifest.jsonl)")
     v.add_argument("--out", help="report folder: report.md, report.json, per_image.csv, PNG plots")
+    v.add_argument("--models", help="mesh repository the test views were rendered from: adds the error reduced by "
+                                    "each mesh's own symmetries (built-in models are always found)")
     v.set_defaults(func=_eval)
 
     c = sub.add_parser("recipe", help="train, export and evaluate a reference model on a mesh repository")
