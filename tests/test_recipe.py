@@ -25,7 +25,7 @@ def _repository(root: Path, per_category: int = 2) -> Path:
 
 @pytest.mark.slow
 def test_recipe_holds_models_out_and_measures_the_exported_bundle(tmp_path: Path) -> None:
-    cfg = RecipeConfig(models=str(_repository(tmp_path / "repo")), out=str(tmp_path / "out"), cad_views=6,
+    cfg = RecipeConfig(models=str(_repository(tmp_path / "repo")), out=str(tmp_path / "out"), cad_views=6, cad_shapes=2,
                        builtin_instances=0, test_views=3, input_size=64, workers=1)
     cfg.train.epochs = 1
     cfg.train.augmented_copies = 1
@@ -37,6 +37,8 @@ def test_recipe_holds_models_out_and_measures_the_exported_bundle(tmp_path: Path
     train_models = {json.loads(line)["model_id"] for line in (data / "cad_train" / "manifest.jsonl").open()}
     test_models = {json.loads(line)["model_id"] for line in (data / "cad_test" / "manifest.jsonl").open()}
     assert len(train_models) == len(test_models) == len(CATEGORIES) and not train_models & test_models
+    stretches = {(r["model_id"], tuple(r["stretch"])) for r in map(json.loads, (data / "cad_train" / "manifest.jsonl").open())}
+    assert len(stretches) == 2 * len(CATEGORIES), "each training mesh is also drawn stretched"
     render = json.loads((data / "cad_test" / "render.json").read_text())
     assert render["config"]["image_size"] == 80  # 1.25 × the input size
     bundle = json.loads((Path(result["bundle"]) / "vantage.json").read_text())
@@ -52,6 +54,9 @@ def test_recipe_holds_models_out_and_measures_the_exported_bundle(tmp_path: Path
     assert result["overall"]["count"] == len(CATEGORIES) * 3 and 0.0 <= result["overall"]["med_err"] <= 180.0
     assert json.loads((tmp_path / "out" / "recipe.json").read_text())["overall"] == result["overall"]
     assert (tmp_path / "out" / "eval" / "report.md").is_file()
+    # the held-out meshes are found in the repository: the error their own symmetries explain is reported apart
+    assert set(result["symmetry"]["angles_deg"]) == test_models and result["symmetry"]["unresolved"] == 0
+    assert result["symmetry"]["overall"]["med_err"] <= result["overall"]["med_err"]
 
 
 def test_recipe_refuses_a_bad_input_size_or_member_count_before_rendering(tmp_path: Path) -> None:

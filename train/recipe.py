@@ -128,7 +128,7 @@ def run_recipe(cfg: RecipeConfig) -> dict:
         "mean_over_categories": report["mean_over_categories"],
         "per_category": report["per_category"],
         "topk": report["topk"],
-        "symmetry_reduced": {k: report["symmetry"][k] for k in ("overall", "per_category", "angles_deg")},
+        "symmetry": report["symmetry"],
         "bundle": str(bundle),
     }
     (out / "recipe.json").write_text(json.dumps(result, indent=1))

@@ -46,7 +46,7 @@ def topk_table(report: dict) -> str:
     return f"| {head} |\n|" + "---|" * (2 * len(keys)) + f"\n| {row} |"
 
 
-def symmetry_section(report: dict) -> list[str]:
+def symmetry_section(report: dict, heading: str = "##") -> list[str]:
     """Markdown lines on the symmetry-reduced error (`vantage.train.symmetry`); none without it."""
     sym = report.get("symmetry")
     if not sym:
@@ -54,7 +54,7 @@ def symmetry_section(report: dict) -> list[str]:
     found = {m: a for m, a in sym["angles_deg"].items() if a}
     listed = "; ".join(f"`{m}` {', '.join(f'{x:g}°' for x in a)}" for m, a in found.items()) or "none"
     return [
-        "\n## Symmetry-reduced error\n",
+        f"\n{heading} Symmetry-reduced error\n",
         "min over the test mesh's rotations S about its up axis of Δ(R̂, R·S): the part of the plain "
         "error that no image could remove is taken out (vantage.train.symmetry). The plain error above "
         f"is POSE.md's metric. Meshes with such symmetries: {listed}. Views whose mesh was not found: "
