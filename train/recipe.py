@@ -30,7 +30,7 @@ class RecipeConfig:
     out: str
     held_out_per_category: int = 1
     cad_views: int = 160
-    cad_shapes: int = 1  # stretched copies per training CAD mesh (RenderConfig.shape_variants)
+    cad_shapes: int = 1  # stretched copies per training CAD mesh (RenderConfig.shape_variants: no gain measured)
     builtin_instances: int = 8
     builtin_views: int = 30
     test_views: int = 30

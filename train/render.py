@@ -155,6 +155,8 @@ class RenderConfig:
     # and normalised again (POSE.md: box-centred, farthest vertex at 1). Scaling along the
     # object axes keeps the object frame, so the pose labels stay exact. The manifest's
     # "stretch" holds the factors: `stretch_mesh(mesh, stretch)` rebuilds the drawn surface.
+    # Off by default: on the reference recipe's held-out CAD meshes, 8 copies at 1.3 gave one
+    # network MedErr 16.7° (symmetry-reduced 15.2°) vs 16.3° (14.7°) without, within run noise.
     shape_variants: int = 1
     shape_stretch: float = 1.3
     # Files
