@@ -74,6 +74,16 @@ def test_bundle_and_checkpoint_report_the_same(trained):
     assert "## Symmetry-reduced error" in md and "| Acc@π/6 |" in md.split("## Symmetry-reduced error")[1]
 
 
+def test_a_missing_mesh_folder_fails_before_the_model_runs(trained, tmp_path):
+    from vantage.train.evaluate import evaluate
+    from vantage.train.meshes import MeshError
+
+    root, _, bundle = trained
+    with pytest.raises(MeshError, match="model repository .*nowhere does not exist"):
+        evaluate(bundle, root / "test", tmp_path / "out", models=tmp_path / "nowhere")
+    assert not (tmp_path / "out").exists()
+
+
 def test_eval_command_line(trained, tmp_path):
     root, _, bundle = trained
     res = subprocess.run([sys.executable, "-m", "vantage", "eval", "--model", str(bundle), "--data", str(root / "test"),

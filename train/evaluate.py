@@ -22,6 +22,7 @@ import numpy as np
 from vantage.bundle import METADATA_FILE, load_metadata
 from vantage.geometry import geodesic_distance, rotation_to_viewpoint
 from vantage.train.data import Sample, batches, normalised_crops, read_samples
+from vantage.train.meshes import MeshError, ModelSpec, builtin_spec, scan_repository
 from vantage.train.metrics import by_category, pose_report, summarise
 from vantage.train.report import write_report
 
@@ -67,7 +68,8 @@ def checkpoint_runner(checkpoint: Path, data: str | Path) -> tuple[list[str], li
     return list(cfg.categories), samples, run
 
 
-def evaluate_runner(categories: list[str], samples: list[Sample], run: Runner, models: str | Path | None = None) -> dict:
+def evaluate_runner(categories: list[str], samples: list[Sample], run: Runner,
+                    meshes: dict[str, ModelSpec] | None = None) -> dict:
     """Metrics of one model on labelled samples: fused prediction, top-k heads, the oracle head, symmetry."""
     if not samples:
         raise ValueError(f"no test samples of the model's categories {categories}")
@@ -103,25 +105,24 @@ def evaluate_runner(categories: list[str], samples: list[Sample], run: Runner, m
         for i, s in enumerate(samples)
     ]
     del report["errors_deg"]
-    add_symmetry(report, samples, rot, true_rot, models)
+    add_symmetry(report, samples, rot, true_rot, meshes or {})
     return report
 
 
 def add_symmetry(report: dict, samples: list[Sample], pred: np.ndarray, true: np.ndarray,
-                 models: str | Path | None) -> None:
+                 meshes: dict[str, ModelSpec]) -> None:
     """Symmetry-reduced errors (`vantage.train.symmetry`) of the views whose mesh can be found.
 
-    Adds report["symmetry"] (the detected angles per mesh, overall / mean / per-category
+    `meshes` maps model ids to mesh files; built-in ids are resolved without it. Adds
+    report["symmetry"] (the detected angles per mesh, overall / mean / per-category
     metrics of the reduced errors) and a "sym_err" per image; views of meshes not
     found keep their plain error and are counted in "unresolved".
     """
-    from vantage.train.meshes import MeshError, builtin_spec, scan_repository
     from vantage.train.symmetry import symmetry_group, symmetry_reduced_errors, z_symmetry_angles
 
-    known = {s.model_id: s for s in scan_repository(models)} if models is not None else {}
     angles: dict[str, list[float]] = {}
     for model_id in dict.fromkeys(s.model_id for s in samples):
-        spec = known.get(model_id) or builtin_spec(model_id)
+        spec = meshes.get(model_id) or builtin_spec(model_id)
         if spec is not None:
             try:
                 angles[model_id] = z_symmetry_angles(spec.load())
@@ -148,10 +149,12 @@ def evaluate(model: str | Path, data: str | Path, out: str | Path | None = None,
     `models`: the mesh folder the test views were rendered from, for the symmetry-reduced error.
     """
     model = Path(model)
+    # the mesh folder is read first, so a wrong path fails before the model runs over every image
+    meshes = {s.model_id: s for s in scan_repository(models)} if models is not None else {}
     make = bundle_runner if (model / METADATA_FILE).is_file() else checkpoint_runner
     if not model.exists():
         raise FileNotFoundError(f"{model} is neither a bundle folder nor a checkpoint file")
-    report = evaluate_runner(*make(model, data), models=models)
+    report = evaluate_runner(*make(model, data), meshes=meshes)
     report["model"], report["data"] = str(model), str(data)
     if out is not None:
         write_outputs(report, Path(out))
