@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.distributed as dist
 import yaml
 from ddp_worker import eval_modes
 
-from vantage.train import trainer
+from vantage.train import distributed, trainer
 from vantage.train.config_file import load_train_config
 from vantage.train.distributed import Ranks, shard
 from vantage.train.meshes import builtin_specs
@@ -41,6 +42,22 @@ def test_shards_partition_each_global_batch():
     assert [len(p) for p in parts] == [5, 4, 4]
     assert sorted(int(i) for p in parts for i in p) == list(range(10, 23))
     assert shard(10, 23, Ranks()).tolist() == list(range(10, 23))
+
+
+def test_run_end_waits_until_gloo_lets_go_of_the_collectives_tensors():
+    # gloo's worker threads release a finished collective after wait() returns; releasing a tensor
+    # Python has seen takes the GIL, which aborts the process if it happens during finalisation
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        sent, got = torch.arange(4.0), [torch.empty(4)]
+        distributed._hand(sent, *got)
+        dist.all_gather(got, sent)
+        dist.barrier()
+        distributed._wait_released()
+        assert sent._use_count() == got[0]._use_count() == 1 and not distributed._handed
+        assert torch.equal(got[0], sent)
+    finally:
+        dist.destroy_process_group()
 
 
 def test_two_processes_train_what_one_process_trains(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

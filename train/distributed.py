@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +27,11 @@ from torch import nn
 
 # Rank 0 alone builds the feature cache while the others wait at a barrier: minutes on a large dataset.
 BARRIER_TIMEOUT = timedelta(hours=2)
+# How long the end of a run waits for gloo's worker threads to let go of this process's tensors.
+RELEASE_TIMEOUT_S = 60.0
+
+# Tensors handed to collectives, kept until gloo's worker threads have dropped them (`_wait_released`).
+_handed: list[torch.Tensor] = []
 
 T = TypeVar("T")
 
@@ -64,8 +70,32 @@ def process_group(device: torch.device) -> Iterator[Ranks]:
     try:
         yield Ranks(dist.get_rank(), world)
         dist.barrier()  # the checkpoint rank 0 writes exists for every process once train() returns
+        _wait_released()
     finally:
         dist.destroy_process_group()
+
+
+def _hand(*tensors: torch.Tensor) -> None:
+    """Remember tensors given to a collective, forgetting those the worker threads have let go."""
+    _handed[:] = [t for t in _handed if t._use_count() > 1]
+    _handed.extend(tensors)
+
+
+def _wait_released(timeout_s: float = RELEASE_TIMEOUT_S) -> None:
+    """Sleep (GIL released) until gloo's worker threads have dropped every tensor handed to them.
+
+    A gloo worker thread releases a finished collective after `wait()` has returned, and
+    the final barrier keeps the collectives still in flight when it was issued (the
+    replica check just before it) until it is released itself. Releasing a tensor that
+    Python has seen takes the GIL; once the interpreter is finalising, CPython ends a
+    thread that asks for it (pthread_exit), and unwinding gloo's C++ frames that way
+    aborts the process ("terminate called without an active exception": a torchrun job
+    failing after training had finished: 3 of 285 runs of the two-process test on two loaded cores).
+    """
+    deadline = time.monotonic() + timeout_s
+    while any(t._use_count() > 1 for t in _handed) and time.monotonic() < deadline:
+        time.sleep(0.001)
+    _handed.clear()
 
 
 def main_first(ranks: Ranks, make: Callable[[], T]) -> T:
@@ -118,6 +148,7 @@ def all_sum(values: dict[str, float], ranks: Ranks, device: torch.device) -> dic
     if not ranks.distributed:
         return values
     t = torch.tensor(list(values.values()), dtype=torch.float64, device=device)
+    _hand(t)
     dist.all_reduce(t)
     return dict(zip(values, t.tolist()))
 
@@ -129,7 +160,11 @@ def check_replicas(params: Iterable[torch.Tensor], ranks: Ranks, epoch: int) -> 
     h = hashlib.sha256()
     for p in params:
         h.update(p.detach().cpu().numpy().tobytes())
-    digests: list[str | None] = [None] * ranks.world
-    dist.all_gather_object(digests, h.hexdigest())
+    # on the parameters' device: NCCL gathers CUDA tensors only
+    mine = torch.frombuffer(bytearray(h.digest()), dtype=torch.uint8).to(p.device)
+    gathered = [torch.empty_like(mine) for _ in range(ranks.world)]
+    _hand(mine, *gathered)
+    dist.all_gather(gathered, mine)
+    digests = [bytes(g.tolist()).hex()[:16] for g in gathered]
     if len(set(digests)) > 1:
         raise RuntimeError(f"model replicas diverged in epoch {epoch + 1}: parameter digests {digests}")
