@@ -157,14 +157,15 @@ def check_replicas(params: Iterable[torch.Tensor], ranks: Ranks, epoch: int) -> 
     """Raise if the processes' trained parameters differ: their gradients were not synchronised."""
     if not ranks.distributed:
         return
+    params = list(params)
     h = hashlib.sha256()
     for p in params:
         h.update(p.detach().cpu().numpy().tobytes())
     # on the parameters' device: NCCL gathers CUDA tensors only
-    mine = torch.frombuffer(bytearray(h.digest()), dtype=torch.uint8).to(p.device)
+    mine = torch.frombuffer(bytearray(h.digest()), dtype=torch.uint8).to(params[0].device)
     gathered = [torch.empty_like(mine) for _ in range(ranks.world)]
     _hand(mine, *gathered)
     dist.all_gather(gathered, mine)
-    digests = [bytes(g.tolist()).hex()[:16] for g in gathered]
+    digests = [bytes(g.tolist()).hex() for g in gathered]
     if len(set(digests)) > 1:
         raise RuntimeError(f"model replicas diverged in epoch {epoch + 1}: parameter digests {digests}")
