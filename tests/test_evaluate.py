@@ -42,6 +42,24 @@ def test_summary_adds_aaai_and_camera_error():
     assert s["aaai"] == pytest.approx(0.5) and s["cam_err"] == 2.0 and s["acc_pi6"] == pytest.approx(1 / 3)
 
 
+def test_misses_are_split_into_wrong_category_half_turn_and_other():
+    from vantage.geometry import viewpoint_to_rotation
+    from vantage.train.metrics import miss_kinds, miss_report
+
+    true = np.stack([viewpoint_to_rotation(a, 20.0, 5.0) for a in (30.0, 30.0, 30.0, 30.0, 100.0)])
+    pred = np.stack([viewpoint_to_rotation(40.0, 20.0, 5.0),     # 10° off: a hit
+                     viewpoint_to_rotation(210.0, 20.0, 5.0),    # azimuth + 180°, right category
+                     viewpoint_to_rotation(210.0, 20.0, 5.0),    # the same, but the category is wrong
+                     viewpoint_to_rotation(30.0, -40.0, 5.0),    # elevation 60° off
+                     viewpoint_to_rotation(100.0, 20.0, 5.0)])   # exact, wrong category: still a hit
+    kinds = miss_kinds(pred, true, np.array([1, 1, 0, 1, 0], bool))
+    assert kinds == ["", "half_turn", "wrong_category", "other", ""]
+    rep = miss_report(kinds, ["car", "car", "car", "bus", "bus"], ["car", "bus"])
+    assert rep["per_category"]["car"] == pytest.approx(
+        {"count": 3, "missed": 2 / 3, "wrong_category": 1 / 3, "half_turn": 1 / 3, "other": 0.0})
+    assert rep["overall"]["missed"] == pytest.approx(0.6) and rep["mean_over_categories"]["other"] == pytest.approx(0.25)
+
+
 def test_bundle_and_checkpoint_report_the_same(trained):
     from vantage.train.evaluate import evaluate
 
@@ -64,6 +82,12 @@ def test_bundle_and_checkpoint_report_the_same(trained):
     for png in ("errors_hist.png", "error_vs_azimuth.png", "confusion.png"):
         assert (out / png).stat().st_size > 2000
     assert "images" not in json.loads((out / "report.json").read_text())
+
+    miss = a["misses"]["overall"]
+    assert miss["missed"] == pytest.approx(1 - a["overall"]["acc_pi6"])
+    assert miss["wrong_category"] + miss["half_turn"] + miss["other"] == pytest.approx(miss["missed"])
+    assert sum(r["miss"] == "wrong_category" for r in rows) == round(miss["wrong_category"] * 9)
+    assert "## Why views are missed" in md and "| … half turn (front/back) |" in md
 
     # built-in test meshes are always found: the errors their own symmetries explain are reported apart
     sym = a["symmetry"]

@@ -81,6 +81,39 @@ def camera_report(
     return {**report, "cam_errors_deg": errors.tolist()}
 
 
+# object-frame rotation by 180° about the up axis +z (POSE.md): the pose an object's back shows from the front
+HALF_TURN = np.diag([-1.0, -1.0, 1.0])
+MISS_KINDS = ("wrong_category", "half_turn", "other")
+
+
+def miss_kinds(pred_rot: np.ndarray, true_rot: np.ndarray, correct: np.ndarray, threshold_deg: float = 30.0) -> list[str]:
+    """Why each view is missed (Δ ≥ π/6, the complement of Acc@π/6): "" for a hit, else one of MISS_KINDS.
+
+    A miss counts as "wrong_category" when the fused category is wrong (its pose then comes
+    mostly from another category's head), else as "half_turn" when the prediction lies within
+    π/6 of the true pose turned by 180° about the up axis (the front/back confusion that
+    near-symmetric objects invite: trains, buses, boats, tables), else "other" (elevation,
+    in-plane rotation or azimuth off by another amount). The three shares add up to 1 − Acc@π/6,
+    so a report says which kind of error a change would have to remove.
+    """
+    err = geodesic_distance(pred_rot, true_rot)
+    turned = geodesic_distance(pred_rot, np.asarray(true_rot) @ HALF_TURN)
+    return ["" if e < threshold_deg else MISS_KINDS[0] if not ok else MISS_KINDS[1] if t < threshold_deg else MISS_KINDS[2]
+            for e, t, ok in zip(err, turned, np.asarray(correct, bool))]
+
+
+def miss_report(kinds: Sequence[str], true_cat: Sequence[str], categories: Sequence[str]) -> dict:
+    """Per-category, mean and overall shares of the images missed for each of MISS_KINDS (and in all)."""
+    kinds = np.asarray(kinds)
+
+    def shares(sel: np.ndarray) -> dict:
+        n = int(sel.sum())
+        return {"count": n, "missed": float(np.mean(kinds[sel] != "")),
+                **{k: float(np.mean(kinds[sel] == k)) for k in MISS_KINDS}}
+
+    return by_category(true_cat, categories, shares)
+
+
 def format_table(report: dict) -> str:
     """Plain-text table: one row per category plus the mean and overall rows."""
     head = f"{'category':<12} {'n':>5} {'MedErr°':>8} {'Acc@π/6':>8} {'P<22.5':>7} {'P<45':>6} {'cat-acc':>8}"

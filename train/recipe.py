@@ -128,6 +128,7 @@ def run_recipe(cfg: RecipeConfig) -> dict:
         "mean_over_categories": report["mean_over_categories"],
         "per_category": report["per_category"],
         "topk": report["topk"],
+        "misses": report["misses"],
         "symmetry": report["symmetry"],
         "bundle": str(bundle),
     }
@@ -137,4 +138,7 @@ def run_recipe(cfg: RecipeConfig) -> dict:
           f"cat-acc {report['overall']['cat_acc']:.3f}; {seconds['total'] / 60:.1f} min; bundle {bundle}")
     sym = report["symmetry"]["overall"]
     print(f"with each held-out mesh's own symmetries forgiven: MedErr {sym['med_err']:.1f}°  Acc@π/6 {sym['acc_pi6']:.3f}")
+    miss = report["misses"]["overall"]
+    print(f"missed views: {miss['missed']:.3f} = wrong category {miss['wrong_category']:.3f} + half turn "
+          f"{miss['half_turn']:.3f} + other {miss['other']:.3f}")
     return result

@@ -63,6 +63,27 @@ def symmetry_section(report: dict, heading: str = "##") -> list[str]:
     ]
 
 
+MISS_ROWS = (
+    ("missed", "missed (Δ ≥ π/6)", "{:.3f}"),
+    ("wrong_category", "… wrong category", "{:.3f}"),
+    ("half_turn", "… half turn (front/back)", "{:.3f}"),
+    ("other", "… other", "{:.3f}"),
+)
+
+
+def miss_section(report: dict, heading: str = "##") -> list[str]:
+    """Markdown lines on why views are missed (`vantage.train.metrics.miss_kinds`); none without it."""
+    if not report.get("misses"):
+        return []
+    return [
+        f"\n{heading} Why views are missed\n",
+        "Shares of the images whose pose error is π/6 or more (1 − Acc@π/6), split by cause: the "
+        "fused category is wrong; else the prediction lies within π/6 of the true pose turned by 180° "
+        "about the up axis (front/back confusion); else other.\n",
+        category_table(report["misses"], MISS_ROWS),
+    ]
+
+
 def write_report(report: dict, out: Path) -> None:
     """report.md and errors_hist.png, error_vs_azimuth.png, confusion.png in `out`."""
     md = [
@@ -74,6 +95,7 @@ def write_report(report: dict, out: Path) -> None:
         "Pose error with top-k = the smallest error among the heads of the k most probable "
         "categories; GT = the true category's head (oracle).\n",
         topk_table(report),
+        *miss_section(report),
         *symmetry_section(report),
         "\n![errors](errors_hist.png) ![azimuth](error_vs_azimuth.png) ![confusion](confusion.png)\n",
     ]
