@@ -1,6 +1,6 @@
 """The integrated network of the joint-pose paper (Mahendran, Ali, Vidal, Fig. 2–3).
 
-feature network (frozen EfficientNet-Lite0 up to the tap block, cached on CPU)
+feature network (frozen EfficientNet-Lite up to the tap block, cached on CPU)
   → shared trunk (the remaining ImageNet blocks, fine-tuned: the paper's "stage 5")
   → category network (global pool + linear → K logits)
   → K category-dependent pose networks (3 FC layers with BN + ReLU), or one shared
@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vantage.categories import CATEGORIES
-from vantage.train.backbone import build_backbone
+from vantage.train.backbone import DEFAULT_TAPS, build_backbone
 from vantage.train.heads import HEAD_TYPES, REGRESSION_HEADS, HeadOutput, PoseHead, decode, fuse, stack_heads, top1
 
 FUSIONS = ("weighted", "top1")
@@ -33,8 +33,10 @@ class ModelConfig:
 
     categories: list[str] = field(default_factory=lambda: list(CATEGORIES))
     input_size: int = 128
-    backbone: str = "efficientnet_lite0"  # or "resnet50" (vantage.train.resnet)
-    tap: int = 14  # EfficientNet: last frozen block; ResNet-50: stage after which it is split (4 in the paper)
+    backbone: str = "efficientnet_lite0"  # or efficientnet_lite1/2, or "resnet50" (vantage.train.resnet)
+    # EfficientNet: last frozen block; ResNet-50: stage after which it is split (4 in the paper);
+    # None = the backbone's DEFAULT_TAPS entry (all but the last block / stage frozen)
+    tap: int | None = None
     backbone_weights: str | None = None  # ResNet-50: local torchvision-layout state dict (else random init)
     pose_channels: int = 64
     head_hidden: tuple[int, int] = (256, 128)
@@ -45,6 +47,12 @@ class ModelConfig:
     num_bins: int = 16  # K of the K-means key-pose dictionary (bin heads)
     per_bin_delta: bool = False  # the "+" models: one delta per bin (Bin & Delta paper, §3.6)
     category_dependent: bool = True  # one head per category, else one shared head of equal size
+
+    def __post_init__(self) -> None:
+        if self.tap is None:
+            if self.backbone not in DEFAULT_TAPS:
+                raise ValueError(f"backbone must be one of {sorted(DEFAULT_TAPS)}, got {self.backbone!r}")
+            self.tap = DEFAULT_TAPS[self.backbone]
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -162,7 +162,9 @@ def _cache_key(cfg: TrainConfig, samples: list[Sample]) -> str:
     its file names: a key of paths alone would hand back the old views' features.
     """
     h = hashlib.sha256()
-    h.update(json.dumps([cfg.model.tap, cfg.model.input_size, cfg.crop_margin, cfg.seed, cfg.augmented_copies, cfg.flip]).encode())
+    m = cfg.model  # the feature network that made the cache: two backbones may share a tap index
+    h.update(json.dumps([m.backbone, m.backbone_weights, m.pretrained, m.tap, m.input_size, cfg.crop_margin, cfg.seed,
+                         cfg.augmented_copies, cfg.flip]).encode())
     h.update(json.dumps(asdict(cfg.augment), default=list).encode())
     for s in samples:
         h.update(str(s.image_path).encode())
