@@ -9,7 +9,7 @@ import torch
 import yaml
 
 from vantage.train.config_file import load_train_config
-from vantage.train.data import AugmentConfig, jitter_box, photometric, read_samples
+from vantage.train.data import AugmentConfig, jitter_box, occlude, photometric, read_samples
 from vantage.train.meshes import builtin_specs
 from vantage.train.render import RenderConfig, render_dataset
 from vantage.train.trainer import TrainConfig, balanced_order, load_model, train
@@ -72,6 +72,19 @@ def test_augmentation_changes_pixels_but_keeps_box_near(dataset):
     crop = np.full((32, 32, 3), 128, np.uint8)
     out = photometric(crop, AugmentConfig(noise_prob=1.0, jpeg_prob=1.0), rng)
     assert out.shape == crop.shape and out.dtype == np.uint8 and not np.array_equal(out, crop)
+
+
+def test_occlusion_covers_one_rectangle_of_the_asked_area_and_is_off_by_default():
+    crop = np.full((64, 64, 3), 128, np.uint8)
+    cfg = AugmentConfig(occlude_prob=1.0, occlude_area=(0.1, 0.2))
+    for seed in range(20):
+        out = occlude(crop, cfg, np.random.default_rng(seed))
+        ys, xs = np.nonzero((out != 128).any(2))
+        covered = (ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1)
+        assert 0.08 * 64 * 64 <= covered <= 0.22 * 64 * 64 and np.array_equal(crop, np.full_like(crop, 128))
+    rng = np.random.default_rng(0)
+    assert occlude(crop, AugmentConfig(), rng) is crop and rng.random() == np.random.default_rng(0).random()
+    assert AugmentConfig.from_dict(cfg.to_dict()) == cfg
 
 
 def test_yaml_config_with_overrides(tmp_path):

@@ -32,16 +32,21 @@ class AugmentConfig:
     blur_prob: float = 0.3
     jpeg_prob: float = 0.5
     jpeg_quality: tuple[int, int] = (30, 90)
+    # random erasing (Zhong et al. 2020): a rectangle of random noise covering a fraction of the
+    # crop in `occlude_area`, as an occluder in front of the object would; off by default (see `occlude`)
+    occlude_prob: float = 0.0
+    occlude_area: tuple[float, float] = (0.05, 0.3)
 
     def to_dict(self) -> dict:
-        """JSON/YAML-ready fields (the JPEG quality range as a list)."""
-        return {**asdict(self), "jpeg_quality": list(self.jpeg_quality)}
+        """JSON/YAML-ready fields (the ranges as lists)."""
+        return {**asdict(self), "jpeg_quality": list(self.jpeg_quality), "occlude_area": list(self.occlude_area)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "AugmentConfig":
         d = dict(d)
-        if "jpeg_quality" in d:
-            d["jpeg_quality"] = tuple(d["jpeg_quality"])
+        for key in ("jpeg_quality", "occlude_area"):
+            if key in d:
+                d[key] = tuple(d[key])
         return cls(**d)
 
 
@@ -92,6 +97,22 @@ def jitter_box(box: tuple[float, float, float, float], amount: float, rng: np.ra
     return [cx - w * s / 2, cy - h * s / 2, cx + w * s / 2, cy + h * s / 2]
 
 
+def occlude(crop: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    """With probability `occlude_prob`, cover a random rectangle (area fraction in `occlude_area`,
+    aspect 1:3 to 3:1) with uniform noise; draws nothing from `rng` when the probability is 0,
+    so configurations without it augment exactly as before."""
+    if not cfg.occlude_prob or rng.random() >= cfg.occlude_prob:
+        return crop
+    h, w = crop.shape[:2]
+    area = rng.uniform(*cfg.occlude_area) * h * w
+    aspect = np.exp(rng.uniform(np.log(1 / 3), np.log(3)))
+    eh, ew = min(h, max(1, round(np.sqrt(area * aspect)))), min(w, max(1, round(np.sqrt(area / aspect))))
+    y, x = int(rng.integers(0, h - eh + 1)), int(rng.integers(0, w - ew + 1))
+    out = crop.copy()
+    out[y : y + eh, x : x + ew] = rng.integers(0, 256, size=(eh, ew, crop.shape[2]), dtype=np.uint8)
+    return out
+
+
 def photometric(crop: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
     """Colour jitter, noise, blur and JPEG artefacts on a uint8 RGB crop."""
     x = crop.astype(np.float32)
@@ -133,7 +154,7 @@ def load_crop(
         box = [max(box[0], 0.0), max(box[1], 0.0), min(box[2], float(w)), min(box[3], float(h))]
     crop = crop_square(image, box, size, margin)
     if augment is not None and rng is not None:
-        crop = photometric(crop, augment, rng)
+        crop = photometric(occlude(crop, augment, rng), augment, rng)
     return crop
 
 
