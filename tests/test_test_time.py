@@ -74,7 +74,8 @@ def test_flip_averaged_model_is_mirror_equivariant(net):
         _, _, rot_m, _ = model(x.flip(-1), hint)
         _, _, plain, _ = net(x.flip(-1), hint)
     r, r_m = rot.double().numpy(), rot_m.double().numpy()
-    assert np.max(geodesic_distance(mirror_rotation(r), r_m)) < 1e-2  # degrees, float32 graph
+    # degrees: two float32 rotations equal to rounding still measure ~0.03° apart (arccos near 1: √(2·1e-7) rad)
+    assert np.max(geodesic_distance(mirror_rotation(r), r_m)) < 0.1
     assert np.max(geodesic_distance(mirror_rotation(r), plain.double().numpy())) > 1.0, "the plain net is not (degrees)"
 
 
