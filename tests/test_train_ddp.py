@@ -26,9 +26,13 @@ from vantage.train.model import JointPoseNet
 from vantage.train.render import RenderConfig, render_dataset
 
 # 48 samples in batches of 13: every batch splits unevenly (7 + 6, then 5 + 4); two phases with
-# different trainable parts (pose heads + trunk, then the category network alone)
+# different trainable parts (pose heads + trunk, then the category network alone). The Euclidean
+# regression loss keeps the comparison well-conditioned: the geodesic loss's clamped acos turns
+# rounding-level differences near a 180° error into a zero or a very large gradient (a 4% gap
+# after one epoch with one random initialisation, measured), which says nothing about DDP.
 CONFIG = {"epochs": 2, "batch_size": 13, "augmented_copies": 1, "protocol": "pose_first", "pose_first_fraction": 0.5,
-          "category_fraction": 0.5, "threads": 1, "progress": False, "model": {"categories": ["car", "chair"]}}
+          "category_fraction": 0.5, "threads": 1, "progress": False,
+          "model": {"categories": ["car", "chair"], "head": "regression_e"}}
 
 
 def _distance(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
