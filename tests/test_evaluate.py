@@ -79,7 +79,7 @@ def test_bundle_and_checkpoint_report_the_same(trained):
     md = (out / "report.md").read_text()
     assert "| MedErr (°) |" in md and "| AAAI |" in md and "Table 13" in md
     assert "| metric | car | chair | bottle | mean | all |" in md  # categories are columns, as in the papers
-    for png in ("errors_hist.png", "error_vs_azimuth.png", "confusion.png"):
+    for png in ("errors_hist.png", "error_vs_azimuth.png", "confusion.png", "misses.png"):
         assert (out / png).stat().st_size > 2000
     assert "images" not in json.loads((out / "report.json").read_text())
 

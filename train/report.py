@@ -71,21 +71,25 @@ MISS_ROWS = (
 )
 
 
-def miss_section(report: dict, heading: str = "##") -> list[str]:
-    """Markdown lines on why views are missed (`vantage.train.metrics.miss_kinds`); none without it."""
+def miss_section(report: dict, heading: str = "##", with_plot: bool = True) -> list[str]:
+    """Markdown lines on why views are missed (`vantage.train.metrics.miss_kinds`); none without it.
+
+    `with_plot` links misses.png, which `write_report` draws beside report.md.
+    """
     if not report.get("misses"):
         return []
-    return [
+    lines = [
         f"\n{heading} Why views are missed\n",
         "Shares of the images whose pose error is π/6 or more (1 − Acc@π/6), split by cause: the "
         "fused category is wrong; else the prediction lies within π/6 of the true pose turned by 180° "
         "about the up axis (front/back confusion); else other.\n",
         category_table(report["misses"], MISS_ROWS),
     ]
+    return lines + ["\n![misses](misses.png)\n"] if with_plot else lines
 
 
 def write_report(report: dict, out: Path) -> None:
-    """report.md and errors_hist.png, error_vs_azimuth.png, confusion.png in `out`."""
+    """report.md and errors_hist.png, error_vs_azimuth.png, confusion.png, misses.png in `out`."""
     md = [
         f"# Evaluation of `{report.get('model', '?')}`",
         f"\nData: `{report.get('data', '?')}`, {report['overall']['count']} images. Pose error Δ(R, R*) "
@@ -139,3 +143,16 @@ def _plots(report: dict, out: Path) -> None:
                 ax.text(j, i, int(conf[i, j]), ha="center", va="center", fontsize=6,
                         color="white" if norm[i, j] > 0.5 else "black")
     fig.tight_layout(), fig.savefig(out / "confusion.png", dpi=90), plt.close(fig)
+
+    if report.get("misses"):
+        per = report["misses"]["per_category"]
+        names = [SHORT.get(c, c) for c in per]
+        fig, ax = plt.subplots(figsize=(6, 3.2))
+        bottom = np.zeros(len(per))
+        for key, label, _ in MISS_ROWS[1:]:
+            share = np.array([m[key] for m in per.values()])
+            ax.bar(names, share, bottom=bottom, label=label.lstrip("… "))
+            bottom += share
+        ax.set_ylabel("share of images missed"), ax.set_ylim(0, 1), ax.legend(fontsize=7)
+        ax.tick_params(axis="x", rotation=90)
+        fig.tight_layout(), fig.savefig(out / "misses.png", dpi=90), plt.close(fig)

@@ -106,7 +106,7 @@ def build(results_dir: Path = RESULTS) -> str:
             f"(render {r['seconds']['render']:.0f} s, train {r['seconds']['train']:.0f} s, the feature cache included; "
             "a rerun in the same folder reuses the renders and the cached frozen features). "
             "Test: renders of CAD meshes held out from training, over photo-like backgrounds.", "",
-            category_table(r), "", topk_table(r), "", *miss_section(r, "###"), *symmetry_section(r, "###"), "",
+            category_table(r), "", topk_table(r), "", *miss_section(r, "###", with_plot=False), *symmetry_section(r, "###"), "",
         ]
     if _transfer(results):
         cfg = _transfer(results)[0]["config"]
