@@ -2,6 +2,7 @@
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 import warnings
@@ -96,6 +97,19 @@ def test_bundle_and_checkpoint_report_the_same(trained):
     assert all(float(r["sym_err"]) <= float(r["pose_err"]) + 1e-6 for r in rows)
     assert sym["overall"]["med_err"] <= a["overall"]["med_err"]
     assert "## Symmetry-reduced error" in md and "| Acc@π/6 |" in md.split("## Symmetry-reduced error")[1]
+
+
+def test_views_rendered_before_symmetries_were_recorded_fall_back_to_their_mesh(trained, tmp_path):
+    from vantage.train.evaluate import evaluate
+
+    root, ckpt, _ = trained
+    shutil.copytree(root / "test", tmp_path / "old")
+    manifest = tmp_path / "old" / "manifest.jsonl"
+    records = [json.loads(line) for line in manifest.read_text().splitlines()]
+    manifest.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "z_symmetry"}) + "\n" for r in records))
+    recorded = {r["model_id"]: r["z_symmetry"]["angles"] for r in records}
+    sym = evaluate(ckpt, tmp_path / "old")["symmetry"]  # built-in meshes: detected again from the mesh
+    assert sym["unresolved"] == 0 and sym["angles_deg"] == recorded
 
 
 def test_a_missing_mesh_folder_fails_before_the_model_runs(trained, tmp_path):

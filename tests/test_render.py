@@ -8,6 +8,7 @@ pixel centres at +0.5 as train/render.py documents) and must reproduce the saved
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -19,6 +20,7 @@ from vantage.geometry import camera_position, viewpoint_to_rotation
 from vantage.train.backgrounds import make_background
 from vantage.train.meshes import ModelSpec, normalise_mesh
 from vantage.train.render import (
+    MANIFEST_FORMAT,
     MANIFEST_KEYS,
     MeshRenderer,
     RenderConfig,
@@ -27,6 +29,7 @@ from vantage.train.render import (
     mask_box,
     read_manifest,
     render_dataset,
+    rendered_with,
     sample_viewpoints,
     square_crop_window,
     stretch_mesh,
@@ -307,10 +310,21 @@ def test_render_dataset_writes_deterministic_consistent_dataset(tmp_path):
         assert rec["distance"] >= 2.2
         # the object is not plastered over the background: pixels inside and outside the mask differ
         assert img[mask].std() > 0 or img[~mask].std() > 0
+    symmetry = {r["model_id"]: r["z_symmetry"] for r in r1}
+    assert symmetry["test/marked"] == {"angles": [], "continuous": False}
+    table = symmetry["test/table"]  # a square top on a pole: quarter turns (and angles near them) map it onto itself
+    assert {90.0, 180.0, 270.0} <= set(table["angles"]) and 30.0 not in table["angles"] and not table["continuous"]
     info = json.loads((tmp_path / "a" / "render.json").read_text())
+    assert info["format"] == MANIFEST_FORMAT
     assert info["views"] == 12 and info["models"] == 2 and info["models_failed"] == []
     assert info["config"]["seed"] == 11 and info["views_per_second"] > 0
     assert RenderConfig.from_dict(info["config"]) == config
+
+    assert rendered_with(tmp_path / "a", config) and not rendered_with(tmp_path / "a", replace(config, seed=12))
+    assert not rendered_with(tmp_path / "missing", config)
+    del info["format"]  # a render from before the manifest recorded z_symmetry must be made again
+    (tmp_path / "a" / "render.json").write_text(json.dumps(info))
+    assert not rendered_with(tmp_path / "a", config)
 
     config12 = RenderConfig(image_size=96, views_per_model=6, seed=12)
     other = render_dataset(specs[:1], tmp_path / "c", config12, workers=1, progress=False)

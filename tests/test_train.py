@@ -137,3 +137,38 @@ def test_feature_cache_key_follows_the_labels_not_only_the_paths(dataset, tmp_pa
     moved = [replace(samples[0], box=tuple(v + 1.0 for v in samples[0].box))] + samples[1:]
     turned = [replace(samples[0], rotation=samples[0].rotation.T.copy())] + samples[1:]
     assert len({key, _cache_key(cfg, moved), _cache_key(cfg, turned)}) == 3
+
+
+def test_symmetric_meshes_get_canonical_labels(tmp_path):
+    """A round bottle's views all get azimuth 0, a table's the equivalent pose nearest the front."""
+    from dataclasses import replace
+
+    from vantage.geometry import geodesic_distance, rotation_to_viewpoint
+    from vantage.train.symmetry import symmetry_group
+    from vantage.train.trainer import training_rotations
+
+    cats = ["bottle", "diningtable"]
+    render_dataset(builtin_specs(1, categories=cats), tmp_path, RenderConfig(image_size=64, views_per_model=8, seed=4),
+                   workers=1, progress=False)
+    samples = read_samples(tmp_path, cats)
+    cfg = TrainConfig(data=[str(tmp_path)], out=str(tmp_path / "run"), canonical_symmetric_poses=True)
+    raw = np.stack([s.rotation for s in samples])
+    np.testing.assert_array_equal(training_rotations(samples, replace(cfg, canonical_symmetric_poses=False)), raw)
+    rots = training_rotations(samples, cfg)
+    azimuth, elevation, theta = rotation_to_viewpoint(rots)
+    _, elevation0, theta0 = rotation_to_viewpoint(raw)
+    np.testing.assert_allclose(elevation, elevation0, atol=1e-6)
+    np.testing.assert_allclose(theta, theta0, atol=1e-6)
+    bottle = np.array([s.category == 0 for s in samples])
+    assert all(s.z_symmetry.continuous for s, b in zip(samples, bottle) if b)
+    np.testing.assert_allclose((azimuth[bottle] + 180) % 360 - 180, 0.0, atol=1e-6)
+    table = [s for s in samples if s.category == 1]
+    assert table[0].z_symmetry.angles and not table[0].z_symmetry.continuous
+    assert np.all(np.abs((azimuth[~bottle] + 180) % 360 - 180) <= 95)  # its turns are 170°, 180° and 190°
+    for s, r in zip(table, rots[~bottle]):  # each label is one of the poses the image cannot tell apart
+        assert geodesic_distance(r[None], s.rotation[None] @ symmetry_group(list(s.z_symmetry.angles))).min() < 1e-3
+    assert np.abs((rotation_to_viewpoint(raw[~bottle])[0] + 180) % 360 - 180).max() > 95, "nothing was turned"
+
+    old = [replace(s, z_symmetry=None) for s in samples]  # a manifest written before z_symmetry was recorded
+    with pytest.raises(ValueError, match="render .* again"):
+        training_rotations(old, cfg)

@@ -19,6 +19,7 @@ import numpy as np
 
 from vantage.categories import category_index
 from vantage.imaging import crop_square, normalise
+from vantage.train.symmetry import ZSymmetry
 
 
 @dataclass
@@ -52,7 +53,7 @@ class AugmentConfig:
 
 @dataclass
 class Sample:
-    """One labelled view; `rotation` is POSE.md's R (3×3)."""
+    """One labelled view; `rotation` is POSE.md's R (3×3); `z_symmetry` None when rendered before it was recorded."""
 
     image_path: Path
     box: tuple[float, float, float, float]
@@ -60,6 +61,7 @@ class Sample:
     rotation: np.ndarray
     viewpoint: tuple[float, float, float]
     model_id: str
+    z_symmetry: ZSymmetry | None = None
 
 
 def read_samples(root: str | Path, categories: list[str]) -> list[Sample]:
@@ -83,6 +85,7 @@ def read_samples(root: str | Path, categories: list[str]) -> list[Sample]:
                 rotation=np.asarray(rec["rotation"], np.float64).reshape(3, 3),
                 viewpoint=(rec["azimuth"], rec["elevation"], rec["theta"]),
                 model_id=rec["model_id"],
+                z_symmetry=ZSymmetry.from_dict(rec["z_symmetry"]) if "z_symmetry" in rec else None,
             )
         )
     return samples

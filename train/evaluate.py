@@ -5,7 +5,8 @@ bundle (ONNX Runtime) and a checkpoint (PyTorch) are measured the same way. Besi
 the fused prediction (hint = zeros) the model is run with the hint set to each of
 its top-3 categories and to the true one, which gives the joint-pose paper's
 Table 13 (pose error with the top-1/2/3 categories' heads, and with the oracle).
-Where a test view's mesh can be found (built-in models always; mesh files with
+Where a test view's symmetry is known (recorded in manifests since format 2; for
+older renders detected on the mesh: built-in models always, mesh files with
 `models`), the report also gives the symmetry-reduced error of
 `vantage.train.symmetry`: how much of the plain error no image could remove.
 """
@@ -115,17 +116,19 @@ def evaluate_runner(categories: list[str], samples: list[Sample], run: Runner,
 
 def add_symmetry(report: dict, samples: list[Sample], pred: np.ndarray, true: np.ndarray,
                  meshes: dict[str, ModelSpec]) -> None:
-    """Symmetry-reduced errors (`vantage.train.symmetry`) of the views whose mesh can be found.
+    """Symmetry-reduced errors (`vantage.train.symmetry`) of the views whose symmetry is known.
 
-    `meshes` maps model ids to mesh files; built-in ids are resolved without it. Adds
+    A view's recorded `z_symmetry` comes first; a view rendered before manifests
+    recorded it needs its mesh: `meshes` maps model ids to mesh files, built-in ids
+    are resolved without it. Adds
     report["symmetry"] (the detected angles per mesh, overall / mean / per-category
     metrics of the reduced errors) and a "sym_err" per image; views of meshes not
     found keep their plain error and are counted in "unresolved".
     """
     from vantage.train.symmetry import symmetry_group, symmetry_reduced_errors, z_symmetry_angles
 
-    angles: dict[str, list[float]] = {}
-    for model_id in dict.fromkeys(s.model_id for s in samples):
+    angles = {s.model_id: list(s.z_symmetry.angles) for s in samples if s.z_symmetry is not None}
+    for model_id in dict.fromkeys(s.model_id for s in samples if s.model_id not in angles):
         spec = meshes.get(model_id) or builtin_spec(model_id)
         if spec is not None:
             try:
@@ -150,7 +153,8 @@ def evaluate(model: str | Path, data: str | Path, out: str | Path | None = None,
              models: str | Path | None = None) -> dict:
     """Evaluate a bundle folder or a checkpoint file on a rendered dataset; write the report to `out`.
 
-    `models`: the mesh folder the test views were rendered from, for the symmetry-reduced error.
+    `models`: the mesh folder the test views were rendered from, for the symmetry-reduced error
+    of views whose manifest predates recorded symmetries.
     """
     model = Path(model)
     # the mesh folder is read first, so a wrong path fails before the model runs over every image

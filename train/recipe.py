@@ -65,7 +65,7 @@ class RecipeConfig:
 def render_split(cfg: RecipeConfig) -> tuple[list[str], str]:
     """Render (or reuse) the training folders and the held-out test folder; returns (train dirs, test dir)."""
     from vantage.train.meshes import builtin_specs, hold_out, scan_repository
-    from vantage.train.render import RenderConfig, render_dataset
+    from vantage.train.render import RenderConfig, render_dataset, rendered_with
 
     data = Path(cfg.out) / "data"
     train_specs, held = hold_out(scan_repository(cfg.models), cfg.held_out_per_category, seed=cfg.split_seed)
@@ -80,11 +80,7 @@ def render_split(cfg: RecipeConfig) -> tuple[list[str], str]:
                                                background_weights=test_bg, **size)),
     ]
     for specs, folder, render_cfg in jobs:
-        info = folder / "render.json"
-        # from_dict fills options added since with their defaults, so older renders stay reusable
-        if info.is_file() and RenderConfig.from_dict(json.loads(info.read_text())["config"]) == render_cfg:
-            continue
-        if specs:
+        if specs and not rendered_with(folder, render_cfg):
             render_dataset(specs, folder, render_cfg, cfg.workers)
     train_dirs = [str(data / "cad_train")] + ([str(data / "builtin_train")] if cfg.builtin_instances else [])
     return train_dirs, str(data / "cad_test")

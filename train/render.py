@@ -60,9 +60,11 @@ from vantage.geometry import camera_position, viewpoint_to_rotation
 from vantage.imaging import crop_square
 from vantage.train.backgrounds import BACKGROUND_KINDS, list_photos, make_background
 from vantage.train.meshes import MeshError, ModelSpec, normalise_mesh
+from vantage.train.symmetry import detect_z_symmetry
 
 MANIFEST_NAME = "manifest.jsonl"
 RENDER_INFO_NAME = "render.json"
+MANIFEST_FORMAT = 2  # 2: records carry "z_symmetry"; render.json without "format" is 1
 MANIFEST_KEYS = (
     "index",
     "file",
@@ -85,6 +87,7 @@ MANIFEST_KEYS = (
     "crop",
     "truncated",
     "stretch",
+    "z_symmetry",
 )
 SAMPLINGS = ("random", "icosphere")
 CROPS = ("none", "box", "square")
@@ -626,6 +629,7 @@ def _render_model(task: tuple[int, ModelSpec, RenderConfig, str, list[str]]) -> 
     try:
         mesh = spec.load()
         renderer = MeshRenderer(mesh, photos)
+        symmetry = detect_z_symmetry(mesh)
     except MeshError as exc:
         return {"index": index, "records": [], "error": f"{spec.model_id}: {exc}", "resampled": 0}
     views = sample_viewpoints(config.views_per_model, config, rng)
@@ -633,7 +637,8 @@ def _render_model(task: tuple[int, ModelSpec, RenderConfig, str, list[str]]) -> 
     for v in range(config.views_per_model):
         if v * config.shape_variants // config.views_per_model != shape:
             shape = v * config.shape_variants // config.views_per_model
-            renderer = MeshRenderer(stretch_mesh(mesh, stretches[shape]), photos)
+            stretched = stretch_mesh(mesh, stretches[shape])
+            renderer, symmetry = MeshRenderer(stretched, photos), detect_z_symmetry(stretched)
         a, e, t, d = views[v]
         view = None
         for attempt in range(config.max_resample):
@@ -677,6 +682,7 @@ def _render_model(task: tuple[int, ModelSpec, RenderConfig, str, list[str]]) -> 
                 "crop": config.crop,
                 "truncated": view.truncated,
                 "stretch": [float(x) for x in stretches[shape]],
+                "z_symmetry": symmetry.to_dict(),
             }
         )
     return {"index": index, "records": records, "error": None, "resampled": resampled}
@@ -714,8 +720,10 @@ def render_dataset(
       centres at +0.5 (module docstring)
     - ``width``, ``height`` of the saved image; ``background``: "plain" | "texture" | "photo";
       ``crop``: the config's crop; ``truncated``: object touched the uncropped image border
+    - ``stretch``: the shape variant's axis factors; ``z_symmetry``: {"angles", "continuous"},
+      the drawn surface's turns about +z onto itself (`vantage.train.symmetry.ZSymmetry`)
 
-    ``render.json``: {"config": asdict(config), "models", "models_failed" (list of
+    ``render.json``: {"format": MANIFEST_FORMAT, "config": asdict(config), "models", "models_failed" (list of
     messages for meshes that could not be loaded or never showed up in
     `max_resample` tries; they get no views), "views",
     "resampled", "workers", "elapsed_s", "views_per_second", "manifest"}.
@@ -758,6 +766,7 @@ def render_dataset(
                 views += 1
     os.replace(tmp, manifest)
     info = {
+        "format": MANIFEST_FORMAT,
         "config": asdict(config),
         "models": len(tasks),
         "models_failed": [r["error"] for r in results if r and r["error"]],
@@ -770,6 +779,19 @@ def render_dataset(
     }
     (out / RENDER_INFO_NAME).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return manifest
+
+
+def rendered_with(folder: str | Path, config: RenderConfig) -> bool:
+    """Whether `folder` holds a finished render of `config` in the current manifest format.
+
+    `RenderConfig.from_dict` fills options added since with their defaults, so older
+    renders stay reusable as long as their manifest records what readers now expect.
+    """
+    info = Path(folder) / RENDER_INFO_NAME
+    if not info.is_file():
+        return False
+    saved = json.loads(info.read_text())
+    return saved.get("format", 1) == MANIFEST_FORMAT and RenderConfig.from_dict(saved["config"]) == config
 
 
 def read_manifest(path: str | Path) -> list[dict[str, Any]]:

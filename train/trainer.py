@@ -19,6 +19,7 @@ import hashlib
 import json
 import math
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ from vantage.train.distributed import (
 from vantage.train.keyposes import assign, kmeans, pose_targets
 from vantage.train.losses import Targets, joint_loss
 from vantage.train.model import JointPoseNet, ModelConfig
+from vantage.train.symmetry import ZSymmetry, canonical_rotations
 
 PROTOCOLS = ("compact", "pose_first", "balanced")
 MIRROR = np.diag([-1.0, 1.0, 1.0])  # x ↦ −x, in the camera and in the object frame
@@ -63,6 +65,9 @@ class TrainConfig:
     soft_gamma: float = 0.0  # γ of Eq. 9; 0 = 1 / mean squared distance to the nearest key pose
     simple_warmup_epochs: int = 1  # M_G trains as M_S first (Bin & Delta paper, §3.3)
     flip: bool = False  # mirror half of the augmented crops, with the matching pose R ↦ F·R·F
+    # Label each view of a symmetric mesh with the one equivalent pose nearest the front
+    # (vantage.train.symmetry.canonical_rotations); needs manifests that record z_symmetry.
+    canonical_symmetric_poses: bool = False
     augmented_copies: int = 2
     feature_cache: str | None = None  # folder of cached frozen features shared between runs (default: `out`)
     crop_margin: float = 0.1
@@ -381,6 +386,24 @@ def training_samples(cfg: TrainConfig) -> list[Sample]:
     return samples
 
 
+def training_rotations(samples: list[Sample], cfg: TrainConfig) -> np.ndarray:
+    """(N, 3, 3) pose labels; canonical among each symmetric mesh's equivalent poses when
+    `cfg.canonical_symmetric_poses` (mirroring later keeps them canonical: it negates azimuths)."""
+    rots = np.stack([s.rotation for s in samples])
+    if not cfg.canonical_symmetric_poses:
+        return rots
+    missing = sorted({str(s.image_path.parent.parent) for s in samples if s.z_symmetry is None})
+    if missing:
+        raise ValueError(f"canonical_symmetric_poses needs the z_symmetry that renders record since manifest "
+                         f"format 2; render {missing} again")
+    by_symmetry: dict[ZSymmetry, list[int]] = defaultdict(list)
+    for i, s in enumerate(samples):
+        by_symmetry[s.z_symmetry].append(i)
+    for symmetry, index in by_symmetry.items():
+        rots[index] = canonical_rotations(rots[index], symmetry)
+    return rots
+
+
 def prepare_feature_cache(cfg: TrainConfig) -> None:
     """Compute the frozen-feature cache once, so that ensemble members trained in parallel
     processes load it instead of each computing it (`cfg.feature_cache` names the shared folder)."""
@@ -405,7 +428,7 @@ def _train(cfg: TrainConfig, ranks: Ranks, resume: bool, stop_after: int | None)
     model = JointPoseNet(cfg.model).to(dev)
     feats, flipped = main_first(ranks, lambda: cached_features(model, samples, cfg))
     labels = np.array([s.category for s in samples])
-    rots = np.stack([s.rotation for s in samples])
+    rots = training_rotations(samples, cfg)
     rots = np.where(flipped.numpy()[..., None, None], mirror_rotation(rots), rots)  # (copies, N, 3, 3)
     data = TrainingData(feats, training_targets(model, rots, cfg), torch.tensor(labels, dtype=torch.long))
 

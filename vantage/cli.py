@@ -377,8 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--model", required=True, help="bundle folder or checkpoint file")
     v.add_argument("--data", required=True, help="rendered dataset folder (manifest.jsonl)")
     v.add_argument("--out", help="report folder: report.md, report.json, per_image.csv, PNG plots")
-    v.add_argument("--models", help="mesh repository the test views were rendered from: adds the error reduced by "
-                                    "each mesh's own symmetries (built-in models are always found)")
+    v.add_argument("--models", help="mesh repository the test views were rendered from, for renders whose manifest "
+                                    "predates recorded symmetries: adds the error reduced by each mesh's own "
+                                    "symmetries (newer renders and built-in models need no mesh)")
     v.set_defaults(func=_eval)
 
     c = sub.add_parser("recipe", help="train, export and evaluate a reference model on a mesh repository")
