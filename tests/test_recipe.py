@@ -37,6 +37,7 @@ def test_recipe_holds_models_out_and_measures_the_exported_bundle(tmp_path: Path
     train_models = {json.loads(line)["model_id"] for line in (data / "cad_train" / "manifest.jsonl").open()}
     test_models = {json.loads(line)["model_id"] for line in (data / "cad_test" / "manifest.jsonl").open()}
     assert len(train_models) == len(test_models) == len(CATEGORIES) and not train_models & test_models
+    assert sorted(result["held_out"]) == sorted(test_models)
     stretches = {(r["model_id"], tuple(r["stretch"])) for r in map(json.loads, (data / "cad_train" / "manifest.jsonl").open())}
     assert len(stretches) == 2 * len(CATEGORIES), "each training mesh is also drawn stretched"
     render = json.loads((data / "cad_test" / "render.json").read_text())

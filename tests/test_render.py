@@ -320,11 +320,13 @@ def test_render_dataset_writes_deterministic_consistent_dataset(tmp_path):
     assert info["config"]["seed"] == 11 and info["views_per_second"] > 0
     assert RenderConfig.from_dict(info["config"]) == config
 
-    assert rendered_with(tmp_path / "a", config) and not rendered_with(tmp_path / "a", replace(config, seed=12))
-    assert not rendered_with(tmp_path / "missing", config)
+    assert info["model_ids"] == [s.model_id for s in specs]
+    assert rendered_with(tmp_path / "a", config, specs) and not rendered_with(tmp_path / "a", replace(config, seed=12), specs)
+    assert not rendered_with(tmp_path / "a", config, specs[:1]), "other models (another held-out split) render again"
+    assert not rendered_with(tmp_path / "missing", config, specs)
     del info["format"]  # a render from before the manifest recorded z_symmetry must be made again
     (tmp_path / "a" / "render.json").write_text(json.dumps(info))
-    assert not rendered_with(tmp_path / "a", config)
+    assert not rendered_with(tmp_path / "a", config, specs)
 
     config12 = RenderConfig(image_size=96, views_per_model=6, seed=12)
     other = render_dataset(specs[:1], tmp_path / "c", config12, workers=1, progress=False)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from vantage.categories import CATEGORIES
-from vantage.train.meshes import ModelSpec, load_mesh, scan_repository
+from vantage.train.meshes import ModelSpec, hold_out, load_mesh, scan_repository
 from vantage.train.shapes import CATEGORY_BUILDERS, generate_mesh
 
 SEEDS = range(6)
@@ -190,3 +190,20 @@ def test_real_cad_models_load_normalised():
         assert np.linalg.norm(mesh.vertices, axis=1).max() == pytest.approx(1.0, abs=1e-6), spec.model_id
         # Some OFF files carry unreferenced vertices; the rendered surface must still reach ~1.
         assert np.linalg.norm(mesh.triangles.reshape(-1, 3), axis=1).max() > 0.999, spec.model_id
+
+
+def test_hold_out_folds_hold_out_disjoint_models_and_train_on_the_rest():
+    sizes = {"car": 4, "bottle": 3, "train": 1}
+    specs = [ModelSpec(f"repo/{c}/{i:02d}", c, path=f"{c}/{i:02d}.off") for c, n in sizes.items() for i in range(n)]
+    held_by_fold = []
+    for fold in range(3):
+        train, held = hold_out(specs, 1, seed=5, fold=fold)
+        assert sorted(s.model_id for s in train + held) == sorted(s.model_id for s in specs)
+        assert {s.category for s in held} == {"car", "bottle"}, "a category with one model keeps it for training"
+        held_by_fold.append({s.model_id for s in held})
+    assert all(not a & b for i, a in enumerate(held_by_fold) for b in held_by_fold[i + 1:]), held_by_fold
+    assert hold_out(specs, 1, seed=5, fold=3)[1] != hold_out(specs, 1, seed=5, fold=0)[1]  # car wraps later than bottle
+    cars = [{s.model_id for s in hold_out(specs, 2, seed=5, fold=f)[1] if s.category == "car"} for f in (0, 1)]
+    assert len(cars[0]) == len(cars[1]) == 2 and len(cars[0] | cars[1]) == 4, "two runs of two cover the four cars"
+    with pytest.raises(ValueError, match="fold must be 0 or more"):
+        hold_out(specs, 1, fold=-1)

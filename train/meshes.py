@@ -106,11 +106,17 @@ def builtin_spec(model_id: str) -> ModelSpec | None:
     return ModelSpec(model_id, parts[1], seed=int(parts[2]))
 
 
-def hold_out(specs: Iterable[ModelSpec], per_category: int, seed: int = 0) -> tuple[list[ModelSpec], list[ModelSpec]]:
+def hold_out(specs: Iterable[ModelSpec], per_category: int, seed: int = 0,
+             fold: int = 0) -> tuple[list[ModelSpec], list[ModelSpec]]:
     """Split into (train, held_out) keeping `per_category` unseen models per category.
 
+    Each category's models are shuffled once by `seed`; fold k holds out the k-th run of
+    `per_category` of them (wrapping around), so folds 0, 1, ... hold out disjoint models
+    as long as a category has enough of them: cross-validation over which models are unseen.
     A category with a single model keeps it for training: it cannot be both.
     """
+    if fold < 0:
+        raise ValueError(f"fold must be 0 or more, got {fold}")
     by_cat: dict[str, list[ModelSpec]] = {}
     for s in specs:
         by_cat.setdefault(s.category, []).append(s)
@@ -120,6 +126,8 @@ def hold_out(specs: Iterable[ModelSpec], per_category: int, seed: int = 0) -> tu
         items = sorted(by_cat[cat], key=lambda s: s.model_id)
         rng.shuffle(items)
         k = min(per_category, len(items) - 1)
+        start = fold * k % len(items) if k else 0
+        items = items[start:] + items[:start]
         held += items[:k]
         train += items[k:]
     return train, held

@@ -48,6 +48,9 @@ class RecipeConfig:
     members: int = 2
     workers: int = 2
     split_seed: int = 0
+    # Which run of held-out meshes (meshes.hold_out): folds 0, 1, 2 are disjoint on PASCAL3D+'s
+    # CAD set (3 to 8 meshes per category), so three runs cross-validate the reference figures.
+    fold: int = 0
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         data=[], out="", epochs=40, flip=True, augmented_copies=3, lr=2e-3, threads=1,
         # M_P+: best head of the 128² ablation (docs/RESULTS.md) and, at 192² on the same renders,
@@ -62,13 +65,18 @@ class RecipeConfig:
     ))
 
 
-def render_split(cfg: RecipeConfig) -> tuple[list[str], str]:
-    """Render (or reuse) the training folders and the held-out test folder; returns (train dirs, test dir)."""
+def render_split(cfg: RecipeConfig) -> tuple[list[str], str, list[str]]:
+    """Render (or reuse) the training folders and the held-out test folder.
+
+    Returns (train dirs, test dir, the held-out model ids); `cfg.split_seed` and `cfg.fold` pick
+    which meshes of each category are held out.
+    """
     from vantage.train.meshes import builtin_specs, hold_out, scan_repository
     from vantage.train.render import RenderConfig, render_dataset, rendered_with
 
     data = Path(cfg.out) / "data"
-    train_specs, held = hold_out(scan_repository(cfg.models), cfg.held_out_per_category, seed=cfg.split_seed)
+    train_specs, held = hold_out(scan_repository(cfg.models), cfg.held_out_per_category,
+                                 seed=cfg.split_seed, fold=cfg.fold)
     test_bg = {"photo": 1.0} if cfg.photos else {"texture": 1.0}
     size = {"image_size": cfg.input_size * 5 // 4, "photo_dir": cfg.photos}
     jobs = [
@@ -80,10 +88,10 @@ def render_split(cfg: RecipeConfig) -> tuple[list[str], str]:
                                                background_weights=test_bg, **size)),
     ]
     for specs, folder, render_cfg in jobs:
-        if specs and not rendered_with(folder, render_cfg):
+        if specs and not rendered_with(folder, render_cfg, specs):
             render_dataset(specs, folder, render_cfg, cfg.workers)
     train_dirs = [str(data / "cad_train")] + ([str(data / "builtin_train")] if cfg.builtin_instances else [])
-    return train_dirs, str(data / "cad_test")
+    return train_dirs, str(data / "cad_test"), [spec.model_id for spec in held]
 
 
 def run_recipe(cfg: RecipeConfig) -> dict:
@@ -103,7 +111,7 @@ def run_recipe(cfg: RecipeConfig) -> dict:
     t0 = time.time()
     out = Path(cfg.out)
     seconds: dict[str, float] = {}
-    train_dirs, test_dir = render_split(cfg)
+    train_dirs, test_dir, held_out = render_split(cfg)
     seconds["render"] = time.time() - t0
 
     t = time.time()
@@ -125,6 +133,7 @@ def run_recipe(cfg: RecipeConfig) -> dict:
     result = {
         "config": {**{k: v for k, v in asdict(cfg).items() if k != "train"}, "train": tcfg.to_dict()},
         "seconds": seconds,
+        "held_out": held_out,
         "overall": report["overall"],
         "mean_over_categories": report["mean_over_categories"],
         "per_category": report["per_category"],

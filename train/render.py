@@ -769,6 +769,7 @@ def render_dataset(
         "format": MANIFEST_FORMAT,
         "config": asdict(config),
         "models": len(tasks),
+        "model_ids": [spec.model_id for spec in specs],
         "models_failed": [r["error"] for r in results if r and r["error"]],
         "views": views,
         "resampled": sum(r["resampled"] for r in results if r),
@@ -781,17 +782,20 @@ def render_dataset(
     return manifest
 
 
-def rendered_with(folder: str | Path, config: RenderConfig) -> bool:
-    """Whether `folder` holds a finished render of `config` in the current manifest format.
+def rendered_with(folder: str | Path, config: RenderConfig, specs: Sequence[ModelSpec]) -> bool:
+    """Whether `folder` holds a finished render of `specs` under `config` in the current manifest format.
 
     `RenderConfig.from_dict` fills options added since with their defaults, so older
     renders stay reusable as long as their manifest records what readers now expect.
+    The models must match too (a render.json without "model_ids" never does): reusing
+    a training folder rendered for another held-out split would train on test meshes.
     """
     info = Path(folder) / RENDER_INFO_NAME
     if not info.is_file():
         return False
     saved = json.loads(info.read_text())
-    return saved.get("format", 1) == MANIFEST_FORMAT and RenderConfig.from_dict(saved["config"]) == config
+    return (saved.get("format", 1) == MANIFEST_FORMAT and RenderConfig.from_dict(saved["config"]) == config
+            and saved.get("model_ids") == [spec.model_id for spec in specs])
 
 
 def read_manifest(path: str | Path) -> list[dict[str, Any]]:

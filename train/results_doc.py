@@ -1,14 +1,16 @@
 """Generate docs/RESULTS.md from the stored evaluation JSON (never typed by hand).
 
-Reads `docs/results/ablation/*.json` (written by `vantage.train.ablation`) and
-`docs/results/reference.json` (a copy of the reference recipe's `recipe.json`)
-and writes the tables, among them the image-graphics paper's from-scratch vs
+Reads `docs/results/ablation/*.json` (written by `vantage.train.ablation`),
+`docs/results/reference.json` (a copy of the reference recipe's `recipe.json`) and
+`docs/results/folds/*.json` (the recipe's `recipe.json` of other held-out folds,
+`vantage recipe reference --fold K`) and writes the tables, among them the image-graphics paper's from-scratch vs
 transfer comparison (Sec. 4) by camera-position error. Usage: python -m vantage.train.results_doc
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
 from vantage.train.ablation import RESULTS, SCRATCH, SCRATCH_QUESTION, VARIANTS
@@ -89,6 +91,51 @@ def _members(cfg: dict) -> str:
     return net + (" averaged with the mirrored crop" if tta == "flip" else "")
 
 
+FOLD_METRICS = (("med_err", "MedErr°", "{:.1f}"), ("acc_pi6", "Acc@π/6", "{:.3f}"), ("cat_acc", "cat-acc", "{:.3f}"))
+
+
+def _held_out(r: dict) -> list[str]:
+    """The held-out meshes of a recipe run (recorded since folds exist; before, the symmetry table names them)."""
+    return r.get("held_out") or sorted(r["symmetry"]["angles_deg"])
+
+
+def folds_section(runs: list[dict]) -> list[str]:
+    """Cross-validation over which meshes are unseen: the reference recipe on disjoint held-out folds, the
+    headline figures per fold with their mean and spread, and MedErr per category per fold (which category's
+    error is its held-out mesh's, which is the category's); empty with fewer than two folds."""
+    if len(runs) < 2:
+        return []
+    runs = sorted(runs, key=lambda r: r["config"].get("fold", 0))
+    head = ("| fold | held-out meshes | " + " | ".join(f"{name} (all)" for _, name, _ in FOLD_METRICS) +
+            " | MedErr° symmetry-reduced | Acc@π/6 symmetry-reduced | min |\n|---|---|" + "---|" * (len(FOLD_METRICS) + 3))
+    rows = []
+    for r in runs:
+        mesh_ids = ", ".join(m.rsplit("/", 2)[-2] + " " + m.rsplit("/", 1)[-1] for m in _held_out(r))
+        cells = [fmt.format(r["overall"][key]) for key, _, fmt in FOLD_METRICS]
+        sym = r["symmetry"]["overall"]
+        rows.append(f"| {r['config'].get('fold', 0)} | {mesh_ids} | " + " | ".join(cells) +
+                    f" | {sym['med_err']:.1f} | {sym['acc_pi6']:.3f} | {r['seconds']['total'] / 60:.1f} |")
+    spread = []
+    for key, _, fmt in FOLD_METRICS:
+        values = [r["overall"][key] for r in runs]
+        spread.append(f"{fmt.format(statistics.mean(values))} ± {fmt.format(statistics.stdev(values))}")
+    sym_values = {k: [r["symmetry"]["overall"][k] for r in runs] for k in ("med_err", "acc_pi6")}
+    rows.append("| mean ± sd | | " + " | ".join(spread) +
+                f" | {statistics.mean(sym_values['med_err']):.1f} ± {statistics.stdev(sym_values['med_err']):.1f} | "
+                f"{statistics.mean(sym_values['acc_pi6']):.3f} ± {statistics.stdev(sym_values['acc_pi6']):.3f} | |")
+    categories = list(runs[0]["per_category"])
+    cat_head = "| fold | " + " | ".join(categories) + " |\n|---|" + "---|" * len(categories)
+    cat_rows = [f"| {r['config'].get('fold', 0)} | " +
+                " | ".join(f"{r['per_category'][c]['med_err']:.1f}" if c in r["per_category"] else "—" for c in categories) + " |"
+                for r in runs]
+    return [
+        "### Cross-validation over the held-out meshes", "",
+        f"The same recipe on {len(runs)} disjoint sets of held-out CAD meshes (`--fold`; one mesh per category each, "
+        "so each category's figure is one mesh's): how much the figures above depend on which meshes are unseen.", "",
+        head, *rows, "", "MedErr° per category and fold:", "", cat_head, *cat_rows, "",
+    ]
+
+
 def build(results_dir: Path = RESULTS) -> str:
     """The markdown of docs/RESULTS.md, from the JSON in `results_dir`."""
     results = [json.loads(p.read_text()) for p in sorted(results_dir.glob("*.json"))]
@@ -108,6 +155,8 @@ def build(results_dir: Path = RESULTS) -> str:
             "Test: renders of CAD meshes held out from training, over photo-like backgrounds.", "",
             category_table(r), "", topk_table(r), "", *miss_section(r, "###", with_plot=False), *symmetry_section(r, "###"), "",
         ]
+        folds = [json.loads(p.read_text()) for p in sorted((DOCS / "results" / "folds").glob("*.json"))]
+        lines += folds_section([r, *folds])
     if _transfer(results):
         cfg = _transfer(results)[0]["config"]
         lines += [

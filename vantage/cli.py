@@ -240,7 +240,7 @@ def _eval(args: argparse.Namespace) -> int:
 def _recipe(args: argparse.Namespace) -> int:
     from vantage.train.recipe import RecipeConfig, run_recipe
 
-    given = {"input_size": args.input_size, "members": args.members}
+    given = {"input_size": args.input_size, "members": args.members, "fold": args.fold}
     run_recipe(RecipeConfig(models=args.models, out=args.out, photos=args.photos, workers=args.workers,
                             **{k: v for k, v in given.items() if v is not None}))
     return 0
@@ -393,6 +393,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "views are rendered at 1.25x it (default: RecipeConfig's, 192)")
     c.add_argument("--members", type=int,
                    help="ensemble members trained side by side, one process each (default: RecipeConfig's, 2)")
+    c.add_argument("--fold", type=int,
+                   help="which mesh of each category is held out for the test (default 0); folds 0, 1, 2 hold out "
+                        "disjoint meshes of the PASCAL3D+ repository: how much the figures depend on that choice")
     c.set_defaults(func=_recipe)
 
     d = sub.add_parser("demo", help="live pose overlay on camera, video or synthetic frames: axes, and the "
