@@ -30,6 +30,9 @@ def test_folds_table_gives_each_fold_and_their_mean_and_spread() -> None:
     errs = [r["overall"]["med_err"] for r in runs]
     assert f"| mean ± sd | | {statistics.mean(errs):.1f} ± {statistics.stdev(errs):.1f} |" in text
     assert fold_rows[3].count("—") == 1, "a category a fold did not test is marked, not invented"
+    mean_row = next(line for line in lines if line.startswith("| mean MedErr° |")).split(" | ")
+    train_column = list(runs[1]["per_category"]).index("train") + 1
+    assert mean_row[train_column] == f"{runs[1]['per_category']['train']['med_err']:.1f}", "the mean of the folds that tested it"
     assert folds_section(runs[1:]) == [], "one fold is no cross-validation"
 
 
