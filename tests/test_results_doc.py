@@ -7,7 +7,7 @@ import json
 import statistics
 from pathlib import Path
 
-from vantage.train.results_doc import DOCS, folds_section
+from vantage.train.results_doc import DOCS, folds_section, plot_folds
 
 
 def _runs() -> list[dict]:
@@ -45,3 +45,8 @@ def test_results_md_is_built_from_the_stored_folds() -> None:
     assert (DOCS / "RESULTS.md").read_text() == md, "docs/RESULTS.md is stale: python -m vantage.train.results_doc"
     for path in folds:
         assert f"| {json.loads(Path(path).read_text())['config']['fold']} |" in md
+
+
+def test_folds_plot_is_a_png(tmp_path: Path) -> None:
+    plot_folds(_runs(), tmp_path / "folds.png")
+    assert (tmp_path / "folds.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (tmp_path / "folds.png").stat().st_size > 5000
