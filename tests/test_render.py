@@ -450,5 +450,41 @@ def test_config_validation():
         RenderConfig(views_per_model=4, shape_variants=5)
     with pytest.raises(ValueError, match="shape_stretch"):
         RenderConfig(shape_stretch=0.8)
+    with pytest.raises(ValueError, match="ground_prob"):
+        RenderConfig(ground_prob=1.5)
     assert RenderConfig().focal == pytest.approx(80.0 / np.tan(np.radians(18.0)))
     np.testing.assert_allclose(intrinsics(100.0, 5.0, 6.0), [[100, 0, 5], [0, 100, 6], [0, 0, 1]])
+
+
+def _ground_pair(renderer: MeshRenderer, elevation: float, seed: int) -> tuple:
+    """The same view twice, with a shadow of strength 0.6 and of strength 0: the same random draws, so
+    the two images differ by the shadow alone."""
+    views = []
+    for strength in (0.6, 0.0):
+        config = RenderConfig(image_size=96, ground_prob=1.0, ground_shadow_range=(strength, strength),
+                              light_camera_bias=0.0, background_weights={"plain": 1.0}, ground_softness=0.0)
+        views.append(renderer.render(30.0, elevation, 0.0, 2.6, np.random.default_rng(seed), config))
+    return tuple(views)
+
+
+def test_ground_shadow_darkens_only_the_background_next_to_the_object():
+    """A box standing on the plane, seen from above: the shadow touches the box, lies outside its mask,
+    only darkens, and leaves pixels, mask, box and labels of the object alone; from below, no shadow."""
+    renderer = MeshRenderer(normalise_mesh(trimesh.creation.box(extents=(1.0, 0.6, 0.5))))
+    touching = 0
+    for seed in range(6):
+        shadowed, plain = _ground_pair(renderer, 35.0, seed)
+        assert shadowed.ground and plain.ground
+        np.testing.assert_array_equal(shadowed.mask, plain.mask)
+        np.testing.assert_array_equal(shadowed.rotation, plain.rotation)
+        assert shadowed.box == plain.box
+        diff = plain.image.astype(int) - shadowed.image.astype(int)
+        assert diff.min() >= -1, "a shadow only darkens"
+        dark = diff.max(axis=2) > 8
+        assert not (dark & shadowed.mask).any(), "the object's own pixels are not shadowed"
+        near = cv2.dilate(shadowed.mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        touching += bool((dark & near).any())
+    assert touching >= 2, "a box on the ground casts a contact shadow, in view for some lights"
+    below, plain_below = _ground_pair(renderer, -15.0, 0)
+    np.testing.assert_array_equal(below.image, plain_below.image)  # the camera under the plane sees no shadow
+

@@ -33,6 +33,9 @@ class RecipeConfig:
     cad_shapes: int = 1  # stretched copies per training CAD mesh (RenderConfig.shape_variants: no gain measured)
     builtin_instances: int = 8
     builtin_views: int = 30
+    # Share of training views that cast their shadow on a ground plane (RenderConfig.ground_prob);
+    # the held-out test views never do, so the figures stay comparable across recipes.
+    ground_prob: float = 0.0
     test_views: int = 30
     photos: str | None = None
     # Network input side; views are rendered at 1.25x it. 192 because, on the same held-out
@@ -79,11 +82,12 @@ def render_split(cfg: RecipeConfig) -> tuple[list[str], str, list[str]]:
                                  seed=cfg.split_seed, fold=cfg.fold)
     test_bg = {"photo": 1.0} if cfg.photos else {"texture": 1.0}
     size = {"image_size": cfg.input_size * 5 // 4, "photo_dir": cfg.photos}
+    ground = {"ground_prob": cfg.ground_prob}
     jobs = [
         (train_specs, data / "cad_train", RenderConfig(views_per_model=cfg.cad_views, seed=1,
-                                                               shape_variants=cfg.cad_shapes, **size)),
+                                                               shape_variants=cfg.cad_shapes, **size, **ground)),
         (builtin_specs(cfg.builtin_instances), data / "builtin_train",
-         RenderConfig(views_per_model=cfg.builtin_views, seed=2, **size)),
+         RenderConfig(views_per_model=cfg.builtin_views, seed=2, **size, **ground)),
         (held, data / "cad_test", RenderConfig(views_per_model=cfg.test_views, seed=TEST_SEED,
                                                background_weights=test_bg, **size)),
     ]

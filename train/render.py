@@ -29,7 +29,8 @@ Shading: flat Lambert + ambient with the face normal flipped towards the camera
 towards the camera's hemisphere and upwards, random ambient/diffuse strengths,
 a random base colour and optional Blinn–Phong highlights. The object is
 composited over a random background (`vantage.train.backgrounds`) with a softened
-mask edge (or 2× supersampling) against jaggies.
+mask edge (or 2× supersampling) against jaggies; optionally it casts its shadow on a
+ground plane under it (`vantage.train.ground`).
 
 Dataset layout written by `render_dataset` (see its docstring for the manifest keys)::
 
@@ -59,6 +60,7 @@ import trimesh
 from vantage.geometry import camera_position, viewpoint_to_rotation
 from vantage.imaging import crop_square
 from vantage.train.backgrounds import BACKGROUND_KINDS, list_photos, make_background
+from vantage.train.ground import EPSILON, ground_points, shadow_darkening, upward_light
 from vantage.train.meshes import MeshError, ModelSpec, normalise_mesh
 from vantage.train.symmetry import detect_z_symmetry
 
@@ -86,6 +88,7 @@ MANIFEST_KEYS = (
     "background",
     "crop",
     "truncated",
+    "ground",
     "stretch",
     "z_symmetry",
 )
@@ -141,6 +144,13 @@ class RenderConfig:
     specular_prob: float = 0.3  # probability of a Blinn–Phong highlight (0 = specular-free)
     specular_range: tuple[float, float] = (0.1, 0.5)  # highlight strength, uniform
     shininess_range: tuple[float, float] = (8.0, 64.0)  # Blinn–Phong exponent, log-uniform
+    # Ground shadow (vantage.train.ground): the probability that a view stands on the plane
+    # under the mesh and casts its shadow there (light then always above the plane), the
+    # shadow's darkening of the background, uniform, and its penumbra (Gaussian sigma, a
+    # fraction of image_size). 0 draws nothing from the random stream: renders stay as before.
+    ground_prob: float = 0.0
+    ground_shadow_range: tuple[float, float] = (0.3, 0.7)
+    ground_softness: float = 0.012
     # Anti-aliasing: "blur" softens the mask edge inside the object before compositing
     # (cheap); "supersample" casts 2×2 rays per pixel (about 3× slower); "none" is hard-edged.
     antialias: str = "blur"
@@ -174,7 +184,7 @@ class RenderConfig:
                 raise ValueError(f"RenderConfig: {msg}")
 
         for name in ("azimuth_range", "elevation_range", "distance_range", "ambient_range", "diffuse_range",
-                     "specular_range", "shininess_range", "jpeg_quality_range"):
+                     "specular_range", "shininess_range", "jpeg_quality_range", "ground_shadow_range"):
             value = getattr(self, name)
             check(len(value) == 2 and value[0] <= value[1], f"{name} must be (low, high) with low <= high, got {value}")
             object.__setattr__(self, name, tuple(value))
@@ -197,6 +207,9 @@ class RenderConfig:
         check(self.image_format in IMAGE_FORMATS, f"image_format must be one of {IMAGE_FORMATS}")
         check(1 <= self.jpeg_quality_range[0] and self.jpeg_quality_range[1] <= 100, "jpeg_quality_range in [1, 100]")
         check(0 <= self.specular_prob <= 1, "specular_prob must be in [0, 1]")
+        check(0 <= self.ground_prob <= 1, f"ground_prob must be in [0, 1], got {self.ground_prob}")
+        check(0 <= self.ground_shadow_range[0] and self.ground_shadow_range[1] <= 1, "ground_shadow_range in [0, 1]")
+        check(self.ground_softness >= 0, "ground_softness must be >= 0")
         check(self.max_resample >= 1, "max_resample must be >= 1")
         check(1 <= self.shape_variants <= self.views_per_model,
               f"shape_variants must be in [1, views_per_model], got {self.shape_variants}")
@@ -226,7 +239,8 @@ class RenderedView:
     intrinsics of this image; rotation: POSE.md R; viewpoint: (azimuth, elevation,
     theta, distance) actually used (distance may exceed the request when
     `fit_in_frame` moved the camera back); background: kind; truncated: the object
-    touched the border of the uncropped render.
+    touched the border of the uncropped render; ground: the view casts its shadow on a
+    ground plane (vantage.train.ground).
     """
 
     image: np.ndarray
@@ -237,6 +251,7 @@ class RenderedView:
     viewpoint: tuple[float, float, float, float]
     background: str
     truncated: bool
+    ground: bool = False
 
 
 def intrinsics(focal: float, cx: float, cy: float) -> np.ndarray:
@@ -342,6 +357,7 @@ class MeshRenderer:
         length = np.linalg.norm(normals, axis=1, keepdims=True)
         self.face_normals = np.where(length > 0, normals / np.where(length > 0, length, 1.0), 0.0).astype(np.float32)
         self.points = vertices[np.unique(faces)]  # referenced vertices, for the framing projection
+        self.bottom = float(self.points[:, 2].min())  # height of the ground plane (vantage.train.ground)
         self.n_faces = len(faces)
         self.scene = rtcore_scene.EmbreeScene()
         mesh_construction.TriangleMesh(self.scene, vertices.astype(np.float32), faces.astype(np.int32))
@@ -370,6 +386,10 @@ class MeshRenderer:
         origins = self._origins[:n]
         origins[:] = centre.astype(np.float32)
         return np.asarray(self.scene.run(origins, dirs))
+
+    def occluded(self, origins: np.ndarray, dirs: np.ndarray) -> np.ndarray:
+        """(N,) bool: whether each ray from its own origin hits the mesh (shadow rays)."""
+        return np.asarray(self.scene.run(origins.astype(np.float32), dirs.astype(np.float32))) >= 0
 
     def cast(
         self, rotation: np.ndarray, camera_centre: np.ndarray, K: np.ndarray, width: int, height: int
@@ -466,7 +486,8 @@ class MeshRenderer:
         if not hit.any():
             return None
 
-        colour = self._shade(prim[hit], dirs[hit], rotation, rng, config)
+        ground = config.ground_prob > 0 and rng.random() < config.ground_prob
+        colour, light = self._shade(prim[hit], dirs[hit], rotation, rng, config, light_above=ground)
         obj = np.zeros((h * w, 3), np.float32)
         obj[hit] = colour
         obj = obj.reshape(h, w, 3)
@@ -491,11 +512,13 @@ class MeshRenderer:
         kinds, probs = _background_kinds(config, bool(photos))
         kind = kinds[int(rng.choice(len(kinds), p=probs))]
         image = make_background(kind, size, rng, photos).astype(np.float32)
+        mask = np.zeros((size, size), bool)
+        mask[y0:y1, x0:x1] = region_mask
+        if ground:
+            image *= self._ground_darkening(rotation, centre, K, mask, light, rng, config)[..., None]
         bg = image[y0:y1, x0:x1]
         image[y0:y1, x0:x1] = obj + bg * (1.0 - alpha[..., None])
         image = np.clip(image + 0.5, 0, 255).astype(np.uint8)
-        mask = np.zeros((size, size), bool)
-        mask[y0:y1, x0:x1] = region_mask
         box = mask_box(mask)
         assert box is not None
         truncated = box[0] <= 0 or box[1] <= 0 or box[2] >= size or box[3] >= size
@@ -509,12 +532,31 @@ class MeshRenderer:
             viewpoint=(float(azimuth), float(elevation), float(theta), float(distance)),
             background=kind,
             truncated=bool(truncated),
+            ground=ground,
         )
 
-    def _shade(
-        self, prim: np.ndarray, dirs: np.ndarray, rotation: np.ndarray, rng: np.random.Generator, config: RenderConfig
+    def _ground_darkening(
+        self, rotation: np.ndarray, centre: np.ndarray, K: np.ndarray, mask: np.ndarray, light: np.ndarray,
+        rng: np.random.Generator, config: RenderConfig,
     ) -> np.ndarray:
-        """RGB float32 (N, 3) in 0..255 of hit pixels: flat Lambert + ambient (+ optional highlight)."""
+        """(size, size) factor on the background: the object's shadow on the plane under it."""
+        size = config.image_size
+        dirs = self._rays(rotation, K, 0, 0, size, size)
+        points, valid = ground_points(centre, dirs.astype(np.float64), self.bottom)
+        valid &= ~mask.reshape(-1)
+        shadow = np.zeros(size * size, np.float32)
+        if valid.any():
+            origins = points[valid] + np.array([0.0, 0.0, EPSILON])
+            shadow[valid] = self.occluded(origins, np.broadcast_to(light, origins.shape))
+        strength = rng.uniform(*config.ground_shadow_range)
+        return shadow_darkening(shadow.reshape(size, size), strength, config.ground_softness * size)
+
+    def _shade(
+        self, prim: np.ndarray, dirs: np.ndarray, rotation: np.ndarray, rng: np.random.Generator, config: RenderConfig,
+        light_above: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(RGB float32 (N, 3) in 0..255 of hit pixels, the light direction in the object frame): flat Lambert
+        + ambient (+ optional highlight); `light_above` moves the light above the ground plane."""
         n = self.face_normals[prim]
         d = dirs / np.linalg.norm(dirs, axis=1, keepdims=True)
         facing = np.einsum("ij,ij->i", n, d)
@@ -525,7 +567,8 @@ class MeshRenderer:
         light = rng.normal(size=3)
         light = light / max(np.linalg.norm(light), 1e-9) + config.light_camera_bias * bias
         light = light / max(np.linalg.norm(light), 1e-9)
-        light_obj = (rotation.T @ light).astype(np.float32)
+        light_obj = rotation.T @ light
+        light_obj = (upward_light(light_obj) if light_above else light_obj).astype(np.float32)
         ambient = rng.uniform(*config.ambient_range)
         diffuse = rng.uniform(*config.diffuse_range)
         base = _object_colour(rng)
@@ -541,7 +584,7 @@ class MeshRenderer:
             spec = np.clip(np.einsum("ij,ij->i", n, half), 0.0, None) ** shininess
             spec = spec * (lam > 0)
             colour = colour + (255.0 * strength) * spec[:, None] * tint[None, :]
-        return np.clip(colour, 0.0, 255.0).astype(np.float32)
+        return np.clip(colour, 0.0, 255.0).astype(np.float32), light_obj
 
 
 def _object_colour(rng: np.random.Generator) -> np.ndarray:
@@ -681,6 +724,7 @@ def _render_model(task: tuple[int, ModelSpec, RenderConfig, str, list[str]]) -> 
                 "background": view.background,
                 "crop": config.crop,
                 "truncated": view.truncated,
+                "ground": view.ground,
                 "stretch": [float(x) for x in stretches[shape]],
                 "z_symmetry": symmetry.to_dict(),
             }
@@ -719,7 +763,8 @@ def render_dataset(
     - ``K``: 9 floats, row-major intrinsics of the saved image (crop included), pixel
       centres at +0.5 (module docstring)
     - ``width``, ``height`` of the saved image; ``background``: "plain" | "texture" | "photo";
-      ``crop``: the config's crop; ``truncated``: object touched the uncropped image border
+      ``crop``: the config's crop; ``truncated``: object touched the uncropped image border;
+      ``ground``: the view casts its shadow on a ground plane (`RenderConfig.ground_prob`)
     - ``stretch``: the shape variant's axis factors; ``z_symmetry``: {"angles", "continuous"},
       the drawn surface's turns about +z onto itself (`vantage.train.symmetry.ZSymmetry`)
 
