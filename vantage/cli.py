@@ -30,6 +30,7 @@ def _render(args: argparse.Namespace) -> int:
         seed=args.seed,
         photo_dir=args.photos,
         crop=args.crop,
+        ground_prob=args.ground_prob,
     )
     manifest = render_dataset(specs, args.out, cfg, workers=args.workers)
     print(f"wrote {manifest}")
@@ -289,6 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--sampling", choices=("random", "icosphere"), default="random")
     r.add_argument("--crop", choices=("none", "box", "square"), default="none")
     r.add_argument("--photos", help="folder of background photos")
+    r.add_argument("--ground-prob", type=float, default=0.0,
+                   help="share of views that cast the object's shadow on a ground plane under it (0 to 1)")
     r.add_argument("--workers", type=int, default=2)
     r.add_argument("--seed", type=int, default=0)
     r.set_defaults(func=_render)
