@@ -94,12 +94,32 @@ def _members(cfg: dict) -> str:
 
 
 FOLDS_PLOT = "results/folds.png"  # relative to docs/
-FOLD_METRICS = (("med_err", "MedErr°", "{:.1f}"), ("acc_pi6", "Acc@π/6", "{:.3f}"), ("cat_acc", "cat-acc", "{:.3f}"))
+# (label, part of recipe.json, key, format) of the cross-validation table's columns
+FOLD_COLUMNS = (("MedErr° (all)", "overall", "med_err", "{:.1f}"), ("Acc@π/6 (all)", "overall", "acc_pi6", "{:.3f}"),
+                ("cat-acc (all)", "overall", "cat_acc", "{:.3f}"),
+                ("MedErr° symmetry-reduced", "symmetry", "med_err", "{:.1f}"),
+                ("Acc@π/6 symmetry-reduced", "symmetry", "acc_pi6", "{:.3f}"))
+
+
+def recipe_runs() -> list[dict]:
+    """docs/results/reference.json (fold 0) and the stored runs of other folds; empty without the reference."""
+    ref = DOCS / "results" / "reference.json"
+    if not ref.is_file():
+        return []
+    return [json.loads(p.read_text()) for p in (ref, *sorted((DOCS / "results" / "folds").glob("*.json")))]
+
+
+def _fold(r: dict) -> int:
+    return r["config"].get("fold", 0)  # runs stored before folds existed are fold 0
 
 
 def _held_out(r: dict) -> list[str]:
     """The held-out meshes of a recipe run (recorded since folds exist; before, the symmetry table names them)."""
     return r.get("held_out") or sorted(r["symmetry"]["angles_deg"])
+
+
+def _column(r: dict, part: str, key: str) -> float:
+    return r["symmetry"]["overall"][key] if part == "symmetry" else r[part][key]
 
 
 def folds_section(runs: list[dict]) -> list[str]:
@@ -108,37 +128,32 @@ def folds_section(runs: list[dict]) -> list[str]:
     error is its held-out mesh's, which is the category's); empty with fewer than two folds."""
     if len(runs) < 2:
         return []
-    runs = sorted(runs, key=lambda r: r["config"].get("fold", 0))
-    head = ("| fold | held-out meshes | " + " | ".join(f"{name} (all)" for _, name, _ in FOLD_METRICS) +
-            " | MedErr° symmetry-reduced | Acc@π/6 symmetry-reduced | min |\n|---|---|" + "---|" * (len(FOLD_METRICS) + 3))
+    runs = sorted(runs, key=_fold)
+    head = ("| fold | held-out meshes | " + " | ".join(label for label, *_ in FOLD_COLUMNS) + " | min |\n|---|---|" +
+            "---|" * (len(FOLD_COLUMNS) + 1))
     rows = []
     for r in runs:
         mesh_ids = ", ".join(m.rsplit("/", 2)[-2] + " " + m.rsplit("/", 1)[-1] for m in _held_out(r))
-        cells = [fmt.format(r["overall"][key]) for key, _, fmt in FOLD_METRICS]
-        sym = r["symmetry"]["overall"]
-        rows.append(f"| {r['config'].get('fold', 0)} | {mesh_ids} | " + " | ".join(cells) +
-                    f" | {sym['med_err']:.1f} | {sym['acc_pi6']:.3f} | {r['seconds']['total'] / 60:.1f} |")
+        cells = [fmt.format(_column(r, part, key)) for _, part, key, fmt in FOLD_COLUMNS]
+        rows.append(f"| {_fold(r)} | {mesh_ids} | " + " | ".join(cells) + f" | {r['seconds']['total'] / 60:.1f} |")
     spread = []
-    for key, _, fmt in FOLD_METRICS:
-        values = [r["overall"][key] for r in runs]
+    for _, part, key, fmt in FOLD_COLUMNS:
+        values = [_column(r, part, key) for r in runs]
         spread.append(f"{fmt.format(statistics.mean(values))} ± {fmt.format(statistics.stdev(values))}")
-    sym_values = {k: [r["symmetry"]["overall"][k] for r in runs] for k in ("med_err", "acc_pi6")}
-    rows.append("| mean ± sd | | " + " | ".join(spread) +
-                f" | {statistics.mean(sym_values['med_err']):.1f} ± {statistics.stdev(sym_values['med_err']):.1f} | "
-                f"{statistics.mean(sym_values['acc_pi6']):.3f} ± {statistics.stdev(sym_values['acc_pi6']):.3f} | |")
+    rows.append("| mean ± sd | | " + " | ".join(spread) + " | |")
     categories = list(runs[0]["per_category"])
-    cat_head = "| fold | " + " | ".join(categories) + " |\n|---|" + "---|" * len(categories)
-    def cat_row(label: str, key: str, fmt: str) -> str:
+
+    def cat_row(label: str, of: list[dict], key: str, fmt: str) -> str:
+        """The mean of `key` per category over the runs `of` that tested it ("—" where none did)."""
         def cell(c: str) -> str:
-            values = [r["per_category"][c][key] for r in runs if c in r["per_category"]]
+            values = [r["per_category"][c][key] for r in of if c in r["per_category"]]
             return fmt.format(statistics.mean(values)) if values else "—"
         return f"| {label} | " + " | ".join(cell(c) for c in categories) + " |"
 
-    cat_rows = [f"| {r['config'].get('fold', 0)} | " +
-                " | ".join(f"{r['per_category'][c]['med_err']:.1f}" if c in r["per_category"] else "—" for c in categories) + " |"
-                for r in runs]
-    cat_rows += [cat_row("mean MedErr°", "med_err", "{:.1f}"), cat_row("mean Acc@π/6", "acc_pi6", "{:.2f}"),
-                 cat_row("mean cat-acc", "cat_acc", "{:.2f}")]
+    cat_head = "| fold | " + " | ".join(categories) + " |\n|---|" + "---|" * len(categories)
+    cat_rows = [cat_row(str(_fold(r)), [r], "med_err", "{:.1f}") for r in runs]
+    cat_rows += [cat_row("mean MedErr°", runs, "med_err", "{:.1f}"), cat_row("mean Acc@π/6", runs, "acc_pi6", "{:.2f}"),
+                 cat_row("mean cat-acc", runs, "cat_acc", "{:.2f}")]
     return [
         "### Cross-validation over the held-out meshes", "",
         f"The same recipe on {len(runs)} disjoint sets of held-out CAD meshes (`--fold`; one mesh per category each, "
@@ -156,14 +171,14 @@ def plot_folds(runs: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    runs = sorted(runs, key=lambda r: r["config"].get("fold", 0))
+    runs = sorted(runs, key=_fold)
     categories = list(runs[0]["per_category"])
     width = 0.8 / len(runs)
     fig, ax = plt.subplots(figsize=(9, 3.4))
     for i, r in enumerate(runs):
         errs = [r["per_category"].get(c, {}).get("med_err", np.nan) for c in categories]
         ax.bar(np.arange(len(categories)) + (i - (len(runs) - 1) / 2) * width, errs, width,
-               label=f"fold {r['config'].get('fold', 0)}: {r['overall']['med_err']:.1f}° all")
+               label=f"fold {_fold(r)}: {r['overall']['med_err']:.1f}° all")
     ax.axhline(8, color="k", ls="--", lw=1, label="target 8°")
     ax.set_xticks(np.arange(len(categories)), categories, rotation=30, ha="right")
     ax.set_ylabel("MedErr (°), held-out mesh"), ax.legend(fontsize=7, ncols=2)
@@ -174,9 +189,9 @@ def build(results_dir: Path = RESULTS) -> str:
     """The markdown of docs/RESULTS.md, from the JSON in `results_dir`."""
     results = [json.loads(p.read_text()) for p in sorted(results_dir.glob("*.json"))]
     lines = ["# Results", "", "Generated by `python -m vantage.train.results_doc` from `docs/results/`; do not edit.", ""]
-    ref = DOCS / "results" / "reference.json"
-    if ref.is_file():
-        r = json.loads(ref.read_text())
+    runs = recipe_runs()
+    if runs:
+        r = runs[0]
         t = r["config"]["train"]
         lines += [
             "## Reference recipe (`vantage recipe reference`)", "",
@@ -189,8 +204,7 @@ def build(results_dir: Path = RESULTS) -> str:
             "Test: renders of CAD meshes held out from training, over photo-like backgrounds.", "",
             category_table(r), "", topk_table(r), "", *miss_section(r, "###", with_plot=False), *symmetry_section(r, "###"), "",
         ]
-        folds = [json.loads(p.read_text()) for p in sorted((DOCS / "results" / "folds").glob("*.json"))]
-        lines += folds_section([r, *folds])
+        lines += folds_section(runs)
     if _transfer(results):
         cfg = _transfer(results)[0]["config"]
         lines += [
@@ -208,9 +222,9 @@ def build(results_dir: Path = RESULTS) -> str:
 
 def main() -> None:
     (DOCS / "RESULTS.md").write_text(build())
-    ref, folds = DOCS / "results" / "reference.json", sorted((DOCS / "results" / "folds").glob("*.json"))
-    if ref.is_file() and folds:
-        plot_folds([json.loads(p.read_text()) for p in (ref, *folds)], DOCS / FOLDS_PLOT)
+    runs = recipe_runs()
+    if len(runs) > 1:
+        plot_folds(runs, DOCS / FOLDS_PLOT)
     print(f"wrote {DOCS / 'RESULTS.md'}")
 
 
