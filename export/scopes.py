@@ -5,7 +5,8 @@ The legacy exporter names nodes after the module path (`/features/...`,
 vantage.train.model.JointPoseNet (its frozen `features` and fine-tuned `trunk`) is
 found by name scope (under `/net/` when the flip-averaging wrapper of
 vantage.train.test_time holds it; an ensemble of vantage.train.ensemble shares
-`/features/` and names its members' trunks `/members.<i>/trunk`). Everything else (category network, pose heads, fusion,
+`/features/` and names its members' trunks `/members.<i>/trunk`, wrapped or not,
+because the wrapper calls the ensemble's `hypotheses`, not its forward). Everything else (category network, pose heads, fusion,
 Rodrigues, embedding) stays float32 in every variant: reduced precision there costs
 accuracy and breaks the orthonormality of R for no speed (MEASURED.md). A model
 that names its backbone otherwise gets no reduced-precision variant (the tools say

@@ -13,7 +13,7 @@ from vantage.export.onnx_export import export_bundle
 from vantage.export.scopes import in_backbone
 from vantage.geometry import axis_angle_to_rotation, chordal_mean, geodesic_distance, rotation_to_axis_angle
 from vantage.train.ensemble import PoseEnsemble
-from vantage.train.geometry_torch import agreeing_mean
+from vantage.train.geometry_torch import mirror_axis_angle, voting_mean
 from vantage.train.test_time import FlipAveraged
 
 
@@ -29,15 +29,35 @@ def members():
     return first, second
 
 
-def test_agreeing_mean_of_a_cluster_is_its_rotation_mean_and_ignores_the_outlier():
-    rng = np.random.default_rng(4)
+def _cluster_and_outlier(seed: int) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Three rotations within a few degrees of each other, their chordal mean, and a front/back outlier."""
+    rng = np.random.default_rng(seed)
     base = axis_angle_to_rotation(rng.normal(size=(50, 3)))
-    near = [base @ axis_angle_to_rotation(rng.normal(scale=np.radians(6), size=(50, 3))) for _ in range(2)]
-    far = base @ axis_angle_to_rotation(np.tile([0.0, 0.0, np.radians(170)], (50, 1)))  # front/back
-    poses = [torch.from_numpy(rotation_to_axis_angle(r)) for r in (base, near[0], far, near[1])]
-    got = axis_angle_to_rotation(agreeing_mean(poses, np.radians(45)).numpy())
-    want = np.stack([chordal_mean(np.stack([base[i], near[0][i], near[1][i]])) for i in range(50)])
-    assert np.max(geodesic_distance(got, want)) < 0.05  # degrees: quaternion vs chordal mean of a tight cluster
+    cluster = [base] + [base @ axis_angle_to_rotation(rng.normal(scale=np.radians(6), size=(50, 3))) for _ in range(2)]
+    mean = np.stack([chordal_mean(np.stack([r[i] for r in cluster])) for i in range(50)])
+    return cluster, mean, base @ axis_angle_to_rotation(np.tile([0.0, 0.0, np.radians(170)], (50, 1)))
+
+
+def _vote(rotations: list[np.ndarray]) -> np.ndarray:
+    return axis_angle_to_rotation(voting_mean([torch.from_numpy(rotation_to_axis_angle(r)) for r in rotations],
+                                              np.radians(45)).numpy())
+
+
+@pytest.mark.parametrize("outlier_at", [0, 2, 3])
+def test_voting_mean_of_a_cluster_is_its_rotation_mean_wherever_the_outlier_is(outlier_at):
+    cluster, mean, far = _cluster_and_outlier(4)
+    got = _vote(cluster[:outlier_at] + [far] + cluster[outlier_at:])
+    assert np.max(geodesic_distance(got, mean)) < 0.05  # degrees: quaternion vs chordal mean of a tight cluster
+
+
+def test_voting_mean_breaks_a_tie_towards_the_earlier_group():
+    cluster, _, far = _cluster_and_outlier(5)
+    a, b = cluster[0], cluster[1]
+    other = far @ axis_angle_to_rotation(np.tile([0.0, np.radians(5), 0.0], (50, 1)))
+    pair = np.stack([chordal_mean(np.stack([a[i], b[i]])) for i in range(50)])
+    far_pair = np.stack([chordal_mean(np.stack([far[i], other[i]])) for i in range(50)])
+    assert np.max(geodesic_distance(_vote([a, far, b, other]), pair)) < 0.05
+    assert np.max(geodesic_distance(_vote([far, a, other, b]), far_pair)) < 0.05
 
 
 def test_ensemble_averages_its_members_and_equals_one_member_twice(members):
@@ -51,10 +71,25 @@ def test_ensemble_averages_its_members_and_equals_one_member_twice(members):
         p2, y2, _, _ = second(x, hint)
         same = PoseEnsemble([first, copy.deepcopy(first)])(x, hint)
     torch.testing.assert_close(probs, (p1 + p2) / 2)
-    torch.testing.assert_close(y, agreeing_mean([y1, y2], np.radians(45)))
+    torch.testing.assert_close(y, voting_mean([y1, y2], np.radians(45)))
     torch.testing.assert_close(emb, e1)
     assert np.max(geodesic_distance(rot.double().numpy(), r1.double().numpy())) > 0.1, "members differ (degrees)"
     torch.testing.assert_close(same[2], r1, atol=1e-5, rtol=0)
+
+
+def test_flip_averaged_ensemble_votes_over_every_member_and_crop(members):
+    """Member 1 and both mirrored answers can outvote member 0's plain answer (a nested mean never lets them)."""
+    first, second = members
+    x = torch.randn(5, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(2))
+    hint = torch.zeros(5, 12)
+    with torch.no_grad():
+        probs, y, _, emb = FlipAveraged(PoseEnsemble([first, second]))(x, hint)
+        plain = [net(x, hint) for net in members]
+        mirrored = [net(x.flip(-1), hint) for net in members]
+    poses = [o[1] for o in plain] + [mirror_axis_angle(o[1]) for o in mirrored]
+    torch.testing.assert_close(y, voting_mean(poses, np.radians(45)))
+    torch.testing.assert_close(probs, torch.stack([o[0] for o in plain + mirrored]).mean(0))
+    torch.testing.assert_close(emb, plain[0][3])
 
 
 def test_ensemble_refuses_members_with_another_backbone(members):

@@ -10,7 +10,7 @@ from vantage.bundle import INPUT_HINT_NAME, INPUT_NAME, load_metadata
 from vantage.export.onnx_export import export_bundle, ort_session
 from vantage.export.scopes import in_backbone
 from vantage.geometry import axis_angle_to_rotation, geodesic_distance, rotation_to_axis_angle
-from vantage.train.geometry_torch import agreeing_mean, mirror_axis_angle
+from vantage.train.geometry_torch import voting_mean, mirror_axis_angle
 from vantage.train.test_time import FlipAveraged
 from vantage.train.trainer import mirror_rotation
 
@@ -28,13 +28,13 @@ def test_mirror_axis_angle_is_the_conjugation_by_the_mirror():
     np.testing.assert_allclose(got, mirror_rotation(axis_angle_to_rotation(v)), atol=1e-12)
 
 
-def test_agreeing_mean_halves_close_pairs_and_keeps_the_first_of_far_ones():
+def test_voting_mean_halves_close_pairs_and_keeps_the_first_of_far_ones():
     a = random_axis_angles(300, 1)
     r_a = axis_angle_to_rotation(a)
     offset = axis_angle_to_rotation(random_axis_angles(300, 2, max_angle=np.radians(80)))
     r_b = r_a @ offset
     b = torch.from_numpy(rotation_to_axis_angle(r_b))
-    mid = agreeing_mean([torch.from_numpy(a), b], np.radians(45)).numpy()
+    mid = voting_mean([torch.from_numpy(a), b], np.radians(45)).numpy()
     r_m = axis_angle_to_rotation(mid)
     d_ab = geodesic_distance(r_a, r_b)
     close = d_ab < 45
@@ -60,7 +60,7 @@ def test_flip_averaged_matches_two_separate_passes(net):
         p2, y2, _, _ = net(x.flip(-1), hint)
     torch.testing.assert_close(probs, (p1 + p2) / 2)
     torch.testing.assert_close(emb, e1)
-    torch.testing.assert_close(y, agreeing_mean([y1, mirror_axis_angle(y2)], np.pi))
+    torch.testing.assert_close(y, voting_mean([y1, mirror_axis_angle(y2)], np.pi))
     np.testing.assert_allclose(rot.numpy(), axis_angle_to_rotation(y.double().numpy()), atol=1e-5)
 
 

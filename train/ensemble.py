@@ -6,9 +6,12 @@ once and each member's trunk block, category network and pose heads on its outpu
 (ORT CPU, 192², 360 held-out renders: two members 37.5 ms at batch 8 vs 39.5 ms for one,
 within timing noise; 11.3 vs 7.5 ms at batch 1; MedErr 16.2° vs 16.3°, and with flip
 averaging 15.2° vs 15.7°). The
-category probabilities are averaged; the poses are averaged on SO(3) around the
-first member's (`agreeing_mean`, the members within `agree_deg` of it), so two
-members that confuse front and back do not meet halfway.
+category probabilities are averaged; the poses are averaged on SO(3) over the
+largest group that agrees within `agree_deg` (`voting_mean`), so two members that
+confuse front and back do not meet halfway. Under flip averaging the vote runs over
+every member's plain and mirrored answer at once (`hypotheses`), so the others can
+outvote member 0's plain answer, which a mean anchored on it, nested per crop, never
+let them do (figures in vantage.train.test_time).
 
 `exported_model` builds what the bundle graph computes from checkpoints: one
 network or an ensemble, optionally flip-averaged (vantage.train.test_time);
@@ -27,7 +30,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from vantage.train.geometry_torch import agreeing_mean, axis_angle_to_rotation
+from vantage.train.geometry_torch import axis_angle_to_rotation, voting_mean
 from vantage.train.model import JointPoseNet
 from vantage.train.test_time import AGREE_DEG, with_test_time
 from vantage.train.trainer import TrainConfig, load_model, prepare_feature_cache, train
@@ -70,12 +73,16 @@ class PoseEnsemble(nn.Module):
         self.ensemble_size = len(members)
         self.agree = math.radians(agree_deg)
 
-    def forward(self, image: torch.Tensor, category_hint: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def hypotheses(self, image: torch.Tensor, category_hint: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
+        """(mean category probabilities, each member's axis-angle, member 0's embedding) from one backbone pass."""
         feats = self.features(image)
         outs = [member(feats, category_hint) for member in self.members]
-        y = agreeing_mean([o[1] for o in outs], self.agree)
-        probs = torch.stack([o[0] for o in outs]).mean(0)
-        return probs, y, axis_angle_to_rotation(y), outs[0][3]
+        return torch.stack([o[0] for o in outs]).mean(0), [o[1] for o in outs], outs[0][3]
+
+    def forward(self, image: torch.Tensor, category_hint: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        probs, poses, embedding = self.hypotheses(image, category_hint)
+        y = voting_mean(poses, self.agree)
+        return probs, y, axis_angle_to_rotation(y), embedding
 
 
 def exported_model(checkpoints: Sequence[str | Path], test_time: str = "none") -> tuple[nn.Module, dict]:

@@ -120,19 +120,27 @@ def mirror_axis_angle(v: torch.Tensor) -> torch.Tensor:
     return torch.stack([x, -y, -z], -1)
 
 
-def agreeing_mean(poses: list[torch.Tensor], max_angle: float) -> torch.Tensor:
-    """Axis-angle of the SO(3) mean of the poses within `max_angle` radians of the first one.
+def voting_mean(poses: list[torch.Tensor], max_angle: float) -> torch.Tensor:
+    """Axis-angle of the SO(3) mean of the largest group of poses that agree within `max_angle` radians.
 
-    The mean is the normalised sum of unit quaternions on the first pose's
-    hemisphere; for two poses it is exactly the geodesic midpoint. |q_0·q_i| =
-    cos(Δ/2) gives the agreement test without an acos. Poses far from the first
-    (a front and a back view) are left out: their midpoint would match neither.
+    Each pose's support is the number of poses within `max_angle` of it (itself
+    included); the anchor is the best-supported pose, the earliest on ties, and the
+    mean is the normalised sum of the unit quaternions within `max_angle` of the
+    anchor, on its hemisphere (for two agreeing poses exactly their geodesic
+    midpoint). Poses far from the anchor (a front and a back view) are left out:
+    their midpoint would match neither. Voting instead of anchoring on the first
+    pose lets the others outvote one network or one crop that alone mistook front
+    for back. |q_i·q_j| = cos(Δ/2) gives the agreement test without an acos, and the
+    anchor is a comparison one-hot (no ArgMax), as elsewhere in the bundle graph.
     """
-    q0 = _axis_angle_to_quaternion(poses[0])
-    total = q0
-    for v in poses[1:]:
-        q = _axis_angle_to_quaternion(v)
-        dot = (q0 * q).sum(-1, keepdim=True)
-        q = torch.where(dot < 0, -q, q)
-        total = total + torch.where(dot.abs() >= math.cos(max_angle / 2.0), q, torch.zeros_like(q))
+    q = torch.stack([_axis_angle_to_quaternion(v) for v in poses])  # (H, ..., 4)
+    cos_half = math.cos(max_angle / 2.0)
+    close = ((q.unsqueeze(1) * q.unsqueeze(0)).sum(-1).abs() >= cos_half).to(q.dtype)  # (H, H, ...)
+    h = len(poses)
+    earlier = torch.arange(h, 0, -1, dtype=q.dtype).reshape(h, *[1] * (q.dim() - 2)) / (h + 1)  # < 1: breaks ties only
+    support = close.sum(1) + earlier
+    anchor = (q * (support >= support.max(0, keepdim=True).values).to(q.dtype).unsqueeze(-1)).sum(0)
+    dot = (q * anchor).sum(-1, keepdim=True)
+    aligned = torch.where(dot < 0, -q, q) * (dot.abs() >= cos_half).to(q.dtype)
+    total = aligned.sum(0)
     return _quaternion_to_axis_angle(total / total.norm(dim=-1, keepdim=True))

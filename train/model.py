@@ -178,6 +178,12 @@ class JointPoseNet(nn.Module):
         """
         return self.infer(self.features(image), category_hint)
 
+    def hypotheses(self, image: torch.Tensor, category_hint: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
+        """(category probabilities, [axis-angle], embedding): the one pose of this network, in the form
+        that test-time fusion (vantage.train.test_time) votes over, as it does over an ensemble's members."""
+        probs, y, _, embedding = self(image, category_hint)
+        return probs, [y], embedding
+
     def infer(self, feats: torch.Tensor, category_hint: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """`forward` from frozen tap activations (evaluation on cached features)."""
         logits, out = self.forward_features(feats)
