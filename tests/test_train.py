@@ -12,7 +12,7 @@ from vantage.train.config_file import load_train_config
 from vantage.train.data import AugmentConfig, jitter_box, occlude, photometric, read_samples
 from vantage.train.meshes import builtin_specs
 from vantage.train.render import RenderConfig, render_dataset
-from vantage.train.trainer import TrainConfig, balanced_order, load_model, train
+from vantage.train.trainer import TrainConfig, balanced_epoch_length, balanced_order, load_model, train
 
 CATS = ["car", "chair", "aeroplane"]
 
@@ -61,6 +61,20 @@ def test_balanced_order_equalises_categories():
     order = balanced_order(labels, np.random.default_rng(0))
     counts = np.bincount(labels[order])
     assert counts[0] == counts[1]
+    assert len(order) == balanced_epoch_length(labels) == 100
+    assert balanced_epoch_length(np.array([0, 0, 1])) == 4
+
+
+def test_schedule_covers_balanced_epochs_longer_than_the_data(dataset, tmp_path):
+    """73 views of 3 categories make 75-index balanced epochs: at batch 73 two steps each, not one."""
+    extra = tmp_path / "extra"
+    render_dataset(builtin_specs(1, categories=["car"]), extra, RenderConfig(views_per_model=1, seed=4), workers=1,
+                   progress=False)
+    cfg = _cfg(dataset, tmp_path / "run", epochs=2)
+    cfg.data.append(str(extra))
+    cfg.batch_size = 73
+    sched = torch.load(train(cfg), weights_only=True)["scheduler"]  # before: "Tried to step 3 times" mid-epoch 2
+    assert sched["total_steps"] == sched["last_epoch"] == 4
 
 
 def test_augmentation_changes_pixels_but_keeps_box_near(dataset):

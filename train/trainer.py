@@ -197,6 +197,12 @@ def cached_features(model: JointPoseNet, samples: list[Sample], cfg: TrainConfig
     return feats, flipped
 
 
+def balanced_epoch_length(labels: np.ndarray) -> int:
+    """Indices in one `balanced_order` epoch: each category ⌈N / categories⌉ times, so at least N."""
+    cats = len(np.unique(labels))
+    return int(math.ceil(len(labels) / cats)) * cats
+
+
 def balanced_order(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One epoch of indices drawn so that every category appears equally often.
 
@@ -204,7 +210,7 @@ def balanced_order(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     from dominating the shared trunk.
     """
     cats = np.unique(labels)
-    per = int(math.ceil(len(labels) / len(cats)))
+    per = balanced_epoch_length(labels) // len(cats)
     picks = [rng.choice(np.flatnonzero(labels == c), per, replace=True) for c in cats]
     order = np.concatenate(picks)
     rng.shuffle(order)
@@ -438,7 +444,7 @@ def _train(cfg: TrainConfig, ranks: Ranks, resume: bool, stop_after: int | None)
     model.features.requires_grad_(False)
     params = [p for n, p in model.named_parameters() if not n.startswith("features.")]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = int(math.ceil(len(samples) / cfg.batch_size))
+    steps_per_epoch = int(math.ceil(balanced_epoch_length(labels) / cfg.batch_size))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.15)
     start, history = 0, []
     ckpt_path = out / CHECKPOINT
