@@ -19,7 +19,8 @@ the mean anchored on member 0's plain crop, nested per crop, that it replaced: t
 same checkpoints re-exported, MedErr / Acc@π/6 on held-out fold 1 18.2° / 0.639 vs
 17.9° / 0.625, fold 2 20.3° / 0.567 vs 21.5° / 0.556 (symmetry-reduced Acc@π/6 0.778
 vs 0.761 and 0.783 vs 0.772); weighting the votes by category or bin confidence was
-no better.
+no better, nor another threshold (20° to 90°: Acc@π/6 0.633-0.642 on fold 1,
+0.550-0.567 on fold 2, 45° at or near the top of both).
 """
 
 from __future__ import annotations
