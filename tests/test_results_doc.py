@@ -34,6 +34,9 @@ def test_folds_table_gives_each_fold_and_their_mean_and_spread() -> None:
     train_column = list(runs[1]["per_category"]).index("train") + 1
     assert mean_row[train_column] == f"{runs[1]['per_category']['train']['med_err']:.1f}", "the mean of the folds that tested it"
     assert folds_section(runs[1:]) == [], "one fold is no cross-validation"
+    assert not any(line.startswith("- Fold ") for line in lines)
+    runs[0]["reexported"] = "re-exported"
+    assert "- Fold 1: re-exported." in folds_section(runs), "a run measured again says so under the table"
 
 
 def test_results_md_is_built_from_the_stored_folds() -> None:

@@ -141,6 +141,7 @@ def folds_section(runs: list[dict]) -> list[str]:
         values = [_column(r, part, key) for r in runs]
         spread.append(f"{fmt.format(statistics.mean(values))} ± {fmt.format(statistics.stdev(values))}")
     rows.append("| mean ± sd | | " + " | ".join(spread) + " | |")
+    rows += ["", *(f"- Fold {_fold(r)}: {r['reexported']}." for r in runs if "reexported" in r)]
     categories = list(runs[0]["per_category"])
 
     def cat_row(label: str, of: list[dict], key: str, fmt: str) -> str:
