@@ -26,7 +26,8 @@ def _repository(root: Path, per_category: int = 2) -> Path:
 @pytest.mark.slow
 def test_recipe_holds_models_out_and_measures_the_exported_bundle(tmp_path: Path) -> None:
     cfg = RecipeConfig(models=str(_repository(tmp_path / "repo")), out=str(tmp_path / "out"), cad_views=6, cad_shapes=2,
-                       builtin_instances=0, test_views=3, input_size=64, workers=1)
+                       builtin_instances=0, test_views=3, input_size=64, workers=1,
+                       train_elevation_range=(-30.0, 70.0))
     cfg.train.epochs = 1
     cfg.train.augmented_copies = 1
     cfg.train.model.categories = list(CATEGORIES)
@@ -42,6 +43,10 @@ def test_recipe_holds_models_out_and_measures_the_exported_bundle(tmp_path: Path
     assert len(stretches) == 2 * len(CATEGORIES), "each training mesh is also drawn stretched"
     render = json.loads((data / "cad_test" / "render.json").read_text())
     assert render["config"]["image_size"] == 80  # 1.25 × the input size
+    # training views reach past the test views' elevations, which stay RenderConfig's
+    assert render["config"]["elevation_range"] == [-20.0, 60.0]
+    elevations = [r["elevation"] for r in map(json.loads, (data / "cad_train" / "manifest.jsonl").open())]
+    assert -30.0 <= min(elevations) < -20.0 and 60.0 < max(elevations) <= 70.0
     bundle = json.loads((Path(result["bundle"]) / "vantage.json").read_text())
     assert bundle["input_size"] == 64 and bundle["categories"] == list(CATEGORIES) and bundle["test_time"] == "flip"
     assert bundle["ensemble_size"] == 2  # trained side by side in two processes on one feature cache
