@@ -61,6 +61,19 @@ def test_misses_are_split_into_wrong_category_half_turn_and_other():
     assert rep["overall"]["missed"] == pytest.approx(0.6) and rep["mean_over_categories"]["other"] == pytest.approx(0.25)
 
 
+def test_elevation_bands_show_a_pull_to_the_middle():
+    from vantage.train.metrics import elevation_report
+
+    true = np.array([-15.0, -10.0, 5.0, 45.0, 55.0, 50.0])
+    pred = np.array([-5.0, -4.0, 5.0, 39.0, 45.0, 10.0])  # hits pulled inwards; the last view is a miss
+    err = np.array([10.0, 6.0, 2.0, 6.0, 10.0, 90.0])
+    bands = elevation_report(true, pred, err)
+    assert [(b["from"], b["count"], b["hits"]) for b in bands] == [(-20.0, 2, 2), (0.0, 1, 1), (40.0, 3, 2)]
+    assert bands[0]["bias"] == pytest.approx(8.0) and bands[1]["bias"] == 0.0
+    assert bands[2]["bias"] == pytest.approx(-8.0)  # the miss's -40° is left out of the bias
+    assert bands[2]["med_err"] == pytest.approx(10.0)  # but not out of the error
+
+
 def test_bundle_and_checkpoint_report_the_same(trained):
     from vantage.train.evaluate import evaluate
 
@@ -80,7 +93,7 @@ def test_bundle_and_checkpoint_report_the_same(trained):
     md = (out / "report.md").read_text()
     assert "| MedErr (°) |" in md and "| AAAI |" in md and "Table 13" in md
     assert "| metric | car | chair | bottle | mean | all |" in md  # categories are columns, as in the papers
-    for png in ("errors_hist.png", "error_vs_azimuth.png", "confusion.png", "misses.png"):
+    for png in ("errors_hist.png", "error_vs_azimuth.png", "elevation.png", "confusion.png", "misses.png"):
         assert (out / png).stat().st_size > 2000
     assert "images" not in json.loads((out / "report.json").read_text())
 
@@ -89,6 +102,7 @@ def test_bundle_and_checkpoint_report_the_same(trained):
     assert miss["wrong_category"] + miss["half_turn"] + miss["other"] == pytest.approx(miss["missed"])
     assert sum(r["miss"] == "wrong_category" for r in rows) == round(miss["wrong_category"] * 9)
     assert "## Why views are missed" in md and "| … half turn (front/back) |" in md
+    assert sum(b["count"] for b in a["elevation"]) == 9 and "## Error by elevation" in md
 
     # built-in test meshes are always found: the errors their own symmetries explain are reported apart
     sym = a["symmetry"]

@@ -24,7 +24,7 @@ from vantage.bundle import METADATA_FILE, load_metadata
 from vantage.geometry import geodesic_distance, rotation_to_viewpoint
 from vantage.train.data import Sample, batches, normalised_crops, read_samples
 from vantage.train.meshes import MeshError, ModelSpec, builtin_spec, scan_repository
-from vantage.train.metrics import by_category, miss_kinds, miss_report, pose_report, summarise
+from vantage.train.metrics import by_category, elevation_report, miss_kinds, miss_report, pose_report, summarise
 from vantage.train.report import write_report
 
 Runner = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # hints (N, K) → (probs, rotations)
@@ -105,6 +105,7 @@ def evaluate_runner(categories: list[str], samples: list[Sample], run: Runner,
          "pred_theta": float(th_p[i])}
         for i, s in enumerate(samples)
     ]
+    report["elevation"] = elevation_report(el_t, el_p, report["errors_deg"])
     kinds = miss_kinds(rot, true_rot, np.array(pred_names) == np.array(true_names))
     report["misses"] = miss_report(kinds, true_names, categories)
     for row, kind in zip(report["images"], kinds):

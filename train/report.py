@@ -88,8 +88,25 @@ def miss_section(report: dict, heading: str = "##", with_plot: bool = True) -> l
     return lines + ["\n![misses](misses.png)\n"] if with_plot else lines
 
 
+def elevation_section(report: dict, heading: str = "##", with_plot: bool = True) -> list[str]:
+    """Markdown lines: per band of true elevation, the hits' signed elevation error (a pull to the middle).
+
+    `with_plot` links elevation.png, which `write_report` draws beside report.md.
+    """
+    bands = report.get("elevation")
+    if not bands:
+        return []
+    lines = [f"\n{heading} Error by elevation\n",
+             "Signed elevation error (predicted − true) of the views within π/6 (hits), per band of true "
+             "elevation: a positive bias low and a negative one high means elevations pulled to the middle.\n",
+             "| true elevation | images | hits | elevation bias (°) | MedErr (°) |", "|---|---|---|---|---|"]
+    lines += [f"| {b['from']:.0f}° to {b['to']:.0f}° | {b['count']} | {b['hits']} | {b['bias']:+.1f} | {b['med_err']:.1f} |"
+              for b in bands]
+    return lines + ["\n![elevation](elevation.png)\n"] if with_plot else lines
+
+
 def write_report(report: dict, out: Path) -> None:
-    """report.md and errors_hist.png, error_vs_azimuth.png, confusion.png, misses.png in `out`."""
+    """report.md and errors_hist.png, error_vs_azimuth.png, elevation.png, confusion.png, misses.png in `out`."""
     md = [
         f"# Evaluation of `{report.get('model', '?')}`",
         f"\nData: `{report.get('data', '?')}`, {report['overall']['count']} images. Pose error Δ(R, R*) "
@@ -101,6 +118,7 @@ def write_report(report: dict, out: Path) -> None:
         topk_table(report),
         *miss_section(report),
         *symmetry_section(report),
+        *elevation_section(report),
         "\n![errors](errors_hist.png) ![azimuth](error_vs_azimuth.png) ![confusion](confusion.png)\n",
     ]
     (out / "report.md").write_text("\n".join(md))
@@ -129,6 +147,17 @@ def _plots(report: dict, out: Path) -> None:
     ax.plot(edges[:-1] + 15, mids, "r-o", ms=3, label="median per 30°")
     ax.set_xlabel("true azimuth (°)"), ax.set_ylabel("pose error (°)"), ax.legend()
     fig.tight_layout(), fig.savefig(out / "error_vs_azimuth.png", dpi=90), plt.close(fig)
+
+    el = np.array([r["elevation"] for r in report["images"]])
+    pred_el = np.array([r["pred_elevation"] for r in report["images"]])
+    hit = err < 30.0
+    fig, ax = plt.subplots(figsize=(4.2, 4))
+    ax.scatter(el[~hit], pred_el[~hit], s=4, c="0.6", label="missed (Δ ≥ π/6)")
+    ax.scatter(el[hit], pred_el[hit], s=4, label="hit")
+    lo, hi = min(el.min(), pred_el.min()), max(el.max(), pred_el.max())
+    ax.plot([lo, hi], [lo, hi], "k--", lw=1)
+    ax.set_xlabel("true elevation (°)"), ax.set_ylabel("predicted elevation (°)"), ax.legend(fontsize=7)
+    fig.tight_layout(), fig.savefig(out / "elevation.png", dpi=90), plt.close(fig)
 
     cats = [SHORT.get(c, c) for c in report["categories"]]
     conf = np.array(report["confusion"], float)
