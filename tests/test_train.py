@@ -9,7 +9,7 @@ import torch
 import yaml
 
 from vantage.train.config_file import load_train_config
-from vantage.train.data import AugmentConfig, jitter_box, occlude, photometric, read_samples
+from vantage.train.data import AugmentConfig, jitter_box, lower_resolution, occlude, photometric, read_samples
 from vantage.train.meshes import builtin_specs
 from vantage.train.render import RenderConfig, render_dataset
 from vantage.train.trainer import TrainConfig, balanced_epoch_length, balanced_order, load_model, train
@@ -98,6 +98,21 @@ def test_occlusion_covers_one_rectangle_of_the_asked_area_and_is_off_by_default(
         assert 0.08 * 64 * 64 <= covered <= 0.22 * 64 * 64 and np.array_equal(crop, np.full_like(crop, 128))
     rng = np.random.default_rng(0)
     assert occlude(crop, AugmentConfig(), rng) is crop and rng.random() == np.random.default_rng(0).random()
+    assert AugmentConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_low_resolution_keeps_the_crop_size_but_not_its_fine_detail_and_is_off_by_default():
+    crop = np.zeros((96, 96, 3), np.uint8)
+    crop[::2] = 255  # one-pixel stripes: gone at any resolution below the crop's
+    crop[40:56, 40:56] = (255, 0, 0)  # a coarse patch: survives
+    cfg = AugmentConfig(lowres_prob=1.0, lowres_scale=(0.2, 0.4))
+    for seed in range(5):
+        out = lower_resolution(crop, cfg, np.random.default_rng(seed))
+        assert out.shape == crop.shape and out.dtype == np.uint8
+        assert np.abs(np.diff(out[8:30, 8:30, 1].astype(int), axis=0)).max() < 60  # stripes averaged away
+        assert out[48, 48, 0] > 150 and out[48, 48, 1] < 100  # the patch's colour is still there
+    rng = np.random.default_rng(0)
+    assert lower_resolution(crop, AugmentConfig(), rng) is crop and rng.random() == np.random.default_rng(0).random()
     assert AugmentConfig.from_dict(cfg.to_dict()) == cfg
 
 

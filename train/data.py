@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import ClassVar, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -37,15 +37,20 @@ class AugmentConfig:
     # crop in `occlude_area`, as an occluder in front of the object would; off by default (see `occlude`)
     occlude_prob: float = 0.0
     occlude_area: tuple[float, float] = (0.05, 0.3)
+    # low resolution: the crop shrunk to a fraction in `lowres_scale` of its side and enlarged
+    # back, as a small detection in a photo is; renders always fill the crop. Off by default (see `lower_resolution`)
+    lowres_prob: float = 0.0
+    lowres_scale: tuple[float, float] = (1 / 6, 2 / 3)
+    RANGES: ClassVar[tuple[str, ...]] = ("jpeg_quality", "occlude_area", "lowres_scale")  # lists in JSON/YAML
 
     def to_dict(self) -> dict:
         """JSON/YAML-ready fields (the ranges as lists)."""
-        return {**asdict(self), "jpeg_quality": list(self.jpeg_quality), "occlude_area": list(self.occlude_area)}
+        return {**asdict(self), **{key: list(getattr(self, key)) for key in self.RANGES}}
 
     @classmethod
     def from_dict(cls, d: dict) -> "AugmentConfig":
         d = dict(d)
-        for key in ("jpeg_quality", "occlude_area"):
+        for key in cls.RANGES:
             if key in d:
                 d[key] = tuple(d[key])
         return cls(**d)
@@ -116,6 +121,18 @@ def occlude(crop: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> n
     return out
 
 
+def lower_resolution(crop: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    """With probability `lowres_prob`, shrink the crop to a random fraction in `lowres_scale` of its
+    side (area averaging, at least 8 pixels) and enlarge it back (bilinear); draws nothing from
+    `rng` when the probability is 0, so configurations without it augment exactly as before."""
+    if not cfg.lowres_prob or rng.random() >= cfg.lowres_prob:
+        return crop
+    h, w = crop.shape[:2]
+    scale = rng.uniform(*cfg.lowres_scale)
+    small = cv2.resize(crop, (max(8, round(w * scale)), max(8, round(h * scale))), interpolation=cv2.INTER_AREA)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
 def photometric(crop: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
     """Colour jitter, noise, blur and JPEG artefacts on a uint8 RGB crop."""
     x = crop.astype(np.float32)
@@ -157,7 +174,7 @@ def load_crop(
         box = [max(box[0], 0.0), max(box[1], 0.0), min(box[2], float(w)), min(box[3], float(h))]
     crop = crop_square(image, box, size, margin)
     if augment is not None and rng is not None:
-        crop = photometric(occlude(crop, augment, rng), augment, rng)
+        crop = photometric(lower_resolution(occlude(crop, augment, rng), augment, rng), augment, rng)
     return crop
 
 
