@@ -38,7 +38,11 @@ class AugmentConfig:
     occlude_prob: float = 0.0
     occlude_area: tuple[float, float] = (0.05, 0.3)
     # low resolution: the crop shrunk to a fraction in `lowres_scale` of its side and enlarged
-    # back, as a small detection in a photo is; renders always fill the crop. Off by default (see `lower_resolution`)
+    # back, as a small detection in a photo is; renders always fill the crop. Off (see `lower_resolution`):
+    # the reference recipe with it on 0.3 of the crops, on its held-out views 17.0° / Acc@π/6 0.628 /
+    # cat-acc 0.883 vs 15.3° / 0.669 / 0.908, and on the same views shrunk 4x (objects ~50 px) 20.4° /
+    # 0.614 / 0.847 vs 19.2° / 0.625 / 0.836, 6x 24.3° / 0.556 / 0.786 vs 23.7° / 0.556 / 0.750: the blur
+    # above already covers small objects.
     lowres_prob: float = 0.0
     lowres_scale: tuple[float, float] = (1 / 6, 2 / 3)
     RANGES: ClassVar[tuple[str, ...]] = ("jpeg_quality", "occlude_area", "lowres_scale")  # lists in JSON/YAML
