@@ -15,6 +15,8 @@ import numpy as np
 
 from vantage.geometry import geodesic_distance, rotation_to_camera_position, vector_angle
 
+PI6_DEG = 30.0  # π/6 in degrees: a view is a hit below it (Acc@π/6)
+
 
 def summarise(
     errors_deg: np.ndarray, correct: np.ndarray | None = None, camera_errors_deg: np.ndarray | None = None
@@ -25,7 +27,7 @@ def summarise(
     out = {
         "count": int(e.size),
         "med_err": float(np.median(e)) if e.size else nan,
-        "acc_pi6": float(np.mean(e < 30.0)) if e.size else nan,
+        "acc_pi6": float(np.mean(e < PI6_DEG)) if e.size else nan,
         "p_22_5": float(np.mean(e < 22.5)) if e.size else nan,
         "p_45": float(np.mean(e < 45.0)) if e.size else nan,
         "aaai": float(np.mean(1.0 - e / 180.0)) if e.size else nan,
@@ -42,7 +44,7 @@ def camera_summary(camera_errors_deg: np.ndarray) -> dict[str, float]:
     c = np.asarray(camera_errors_deg, dtype=np.float64)
     if not c.size:
         return {"cam_err": float("nan"), "cam_acc_pi6": float("nan")}
-    return {"cam_err": float(np.median(c)), "cam_acc_pi6": float(np.mean(c < 30.0))}
+    return {"cam_err": float(np.median(c)), "cam_acc_pi6": float(np.mean(c < PI6_DEG))}
 
 
 def by_category(true_cat: Sequence[str], categories: Sequence[str], summary: Callable[[np.ndarray], dict]) -> dict:
@@ -86,7 +88,8 @@ HALF_TURN = np.diag([-1.0, -1.0, 1.0])
 MISS_KINDS = ("wrong_category", "half_turn", "other")
 
 
-def miss_kinds(pred_rot: np.ndarray, true_rot: np.ndarray, correct: np.ndarray, threshold_deg: float = 30.0) -> list[str]:
+def miss_kinds(pred_rot: np.ndarray, true_rot: np.ndarray, correct: np.ndarray,
+               threshold_deg: float = PI6_DEG) -> list[str]:
     """Why each view is missed (Δ ≥ π/6, the complement of Acc@π/6): "" for a hit, else one of MISS_KINDS.
 
     A miss counts as "wrong_category" when the fused category is wrong (its pose then comes
@@ -129,7 +132,7 @@ def elevation_report(true_el: np.ndarray, pred_el: np.ndarray, errors_deg: np.nd
         sel = (true_el >= lo) & (true_el < lo + band_deg)
         if not sel.any():
             continue
-        hit = sel & (err < 30.0)
+        hit = sel & (err < PI6_DEG)
         bands.append({"from": float(lo), "to": float(lo + band_deg), "count": int(sel.sum()), "hits": int(hit.sum()),
                       "bias": float(np.mean(pred_el[hit] - true_el[hit])) if hit.any() else float("nan"),
                       "med_err": float(np.median(err[sel]))})

@@ -98,12 +98,12 @@ def render_split(cfg: RecipeConfig) -> tuple[list[str], str, list[str]]:
                                  seed=cfg.split_seed, fold=cfg.fold)
     test_bg = {"photo": 1.0} if cfg.photos else {"texture": 1.0}
     size = {"image_size": cfg.input_size * 5 // 4, "photo_dir": cfg.photos}
-    ground = {"ground_prob": cfg.ground_prob, "elevation_range": tuple(cfg.train_elevation_range)}
+    training = {"ground_prob": cfg.ground_prob, "elevation_range": tuple(cfg.train_elevation_range)}
     jobs = [
         (train_specs, data / "cad_train", RenderConfig(views_per_model=cfg.cad_views, seed=1,
-                                                               shape_variants=cfg.cad_shapes, **size, **ground)),
+                                                               shape_variants=cfg.cad_shapes, **size, **training)),
         (builtin_specs(cfg.builtin_instances), data / "builtin_train",
-         RenderConfig(views_per_model=cfg.builtin_views, seed=2, **size, **ground)),
+         RenderConfig(views_per_model=cfg.builtin_views, seed=2, **size, **training)),
         (held, data / "cad_test", RenderConfig(views_per_model=cfg.test_views, seed=TEST_SEED,
                                                background_weights=test_bg, **size)),
     ]

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vantage.train.metrics import PI6_DEG
+
 SHORT = {"aeroplane": "aero", "bicycle": "bike", "diningtable": "dtable", "motorbike": "mbike", "tvmonitor": "tv"}
 METRICS = (
     ("med_err", "MedErr (°)", "{:.1f}"),
@@ -150,7 +152,7 @@ def _plots(report: dict, out: Path) -> None:
 
     el = np.array([r["elevation"] for r in report["images"]])
     pred_el = np.array([r["pred_elevation"] for r in report["images"]])
-    hit = err < 30.0
+    hit = err < PI6_DEG
     fig, ax = plt.subplots(figsize=(4.2, 4))
     ax.scatter(el[~hit], pred_el[~hit], s=4, c="0.6", label="missed (Δ ≥ π/6)")
     ax.scatter(el[hit], pred_el[hit], s=4, label="hit")
