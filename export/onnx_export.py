@@ -30,7 +30,7 @@ import torch
 import vantage
 from vantage.bundle import INPUT_HINT_NAME, INPUT_NAME, OUTPUT_NAMES, BundleMetadata, save_metadata
 from vantage.export.ops import check_ops
-from vantage.geometry import geodesic_distance
+from vantage.geometry import axis_angle_to_rotation, geodesic_distance
 
 OPSET = 17
 PARITY_ROTATION_TOL = 1e-4
@@ -45,8 +45,10 @@ class PoseModel(Protocol):
     """What the exporter needs from a model (the bundle graph contract).
 
     `forward(image (N,3,S,S), category_hint (N,K))` returns `(category_probs (N,K),
-    axis_angle (N,3), rotation (N,3,3), embedding (N,D))`, all post-processing
-    included; `config` carries `categories`, `input_size` and `fusion`.
+    axis_angle (N,3), rotation (N,3,3), embedding (N,D), pose_hypotheses (N,H,3),
+    hypothesis_scores (N,H))`, all post-processing included
+    (vantage.train.hypotheses.conclude); `config` carries `categories`,
+    `input_size` and `fusion`.
     """
 
     config: Any
@@ -98,6 +100,9 @@ def check_parity(model: PoseModel, onnx_path: str | Path, images: np.ndarray, hi
         ref = dict(zip(OUTPUT_NAMES, (t.numpy() for t in model.eval()(torch.from_numpy(images), torch.from_numpy(hints)))))
     diffs = {name: float(np.abs(got[name] - ref[name]).max()) for name in OUTPUT_NAMES}
     diffs["rotation_geodesic_deg"] = float(geodesic_distance(got["rotation"], ref["rotation"]).max())
+    # recorded, not enforced: a candidate at the grouping radius may fall either side under rounding
+    diffs["pose_hypotheses_geodesic_deg"] = float(geodesic_distance(
+        axis_angle_to_rotation(got["pose_hypotheses"]), axis_angle_to_rotation(ref["pose_hypotheses"])).max())
     if diffs["rotation"] > PARITY_ROTATION_TOL:
         raise ParityError(f"ONNX Runtime rotation differs from PyTorch by {diffs['rotation']:.2e} > {PARITY_ROTATION_TOL}")
     return diffs
@@ -153,6 +158,10 @@ def export_bundle(
         test_time=getattr(model, "test_time", "none"),
         ensemble_size=getattr(model, "ensemble_size", 1),
     )
+    with torch.no_grad():
+        dummy = (torch.zeros(1, 3, cfg.input_size, cfg.input_size), torch.zeros(1, len(cfg.categories)))
+        meta.pose_hypotheses = int(model.eval()(*dummy)[4].shape[1])
+    meta.output_names = list(OUTPUT_NAMES)
     exported = onnx.load_from_string(to_onnx_bytes(model))
     proto = simplify(exported)
     check_ops(proto, f"the graph of {type(model).__name__}")

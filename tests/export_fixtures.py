@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vantage.categories import CATEGORIES
-from vantage.train.geometry_torch import axis_angle_to_rotation
+from vantage.train.hypotheses import Looks, conclude
 from vantage.train.model import JointPoseNet, ModelConfig, fusion_weights
 
 SIZE = 64
@@ -52,7 +52,7 @@ class ContractModel(nn.Module):
         else:
             weights = fusion_weights(probs, category_hint, "top1")
         y = (self.pose(f).view(-1, k, 3).tanh() * weights.unsqueeze(-1)).sum(1)
-        return probs, y, axis_angle_to_rotation(y), F.normalize(f, dim=1)
+        return conclude(Looks(probs, [y], [y.unsqueeze(1)], [torch.ones_like(y[:, :1])], F.normalize(f, dim=1)))
 
 
 def render_small_set(out: Path) -> Path:

@@ -66,9 +66,9 @@ def test_ensemble_averages_its_members_and_equals_one_member_twice(members):
     hint = torch.zeros(3, 12)
     hint[2, 1] = 1
     with torch.no_grad():
-        probs, y, rot, emb = PoseEnsemble([first, second])(x, hint)
-        p1, y1, r1, e1 = first(x, hint)
-        p2, y2, _, _ = second(x, hint)
+        probs, y, rot, emb, _, _ = PoseEnsemble([first, second])(x, hint)
+        p1, y1, r1, e1, _, _ = first(x, hint)
+        p2, y2, _, _, _, _ = second(x, hint)
         same = PoseEnsemble([first, copy.deepcopy(first)])(x, hint)
     torch.testing.assert_close(probs, (p1 + p2) / 2)
     torch.testing.assert_close(y, voting_mean([y1, y2], np.radians(45)))
@@ -83,7 +83,7 @@ def test_flip_averaged_ensemble_votes_over_every_member_and_crop(members):
     x = torch.randn(5, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(2))
     hint = torch.zeros(5, 12)
     with torch.no_grad():
-        probs, y, _, emb = FlipAveraged(PoseEnsemble([first, second]))(x, hint)
+        probs, y, _, emb, _, _ = FlipAveraged(PoseEnsemble([first, second]))(x, hint)
         plain = [net(x, hint) for net in members]
         mirrored = [net(x.flip(-1), hint) for net in members]
     poses = [o[1] for o in plain] + [mirror_axis_angle(o[1]) for o in mirrored]

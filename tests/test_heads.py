@@ -121,13 +121,14 @@ def test_head_losses_gradients_and_export_parity(head, per_bin, dependent, tmp_p
     hint = torch.zeros(4, 3)
     hint[1, 2] = 1
     with torch.no_grad():
-        probs, y, rot, emb = model(x, hint)
+        probs, y, rot, emb, hyps, scores = model(x, hint)
         _, raw = model.forward_features(model.features(x))
         own_y, _ = model.decode(per_category(raw))
     assert probs.shape == (4, 3) and y.shape == (4, 3) and rot.shape == (4, 3, 3) and emb.shape[0] == 4
     assert float(y.norm(dim=1).max()) <= np.pi + 1e-5
     assert torch.allclose(rot @ rot.transpose(1, 2), torch.eye(3).expand(4, 3, 3), atol=1e-5)
     assert torch.allclose(y[1], own_y[1, 2], atol=1e-5), "a known category uses its own head"
+    assert torch.equal(hyps[:, 0], y) and bool((scores >= 0).all()) and float(scores.sum(1).max()) <= 1 + 1e-5
     if head == "classification":
         assert torch.cdist(y, model.key_poses).min(1).values.max() < 1e-5, "C predicts a key pose"
 

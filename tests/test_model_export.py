@@ -43,7 +43,7 @@ def test_forward_shapes_and_known_category_uses_its_head(model):
         _, heads = model.forward_features(feats)
         hint = torch.zeros(3, 12)
         hint[torch.arange(3), torch.tensor([4, 0, 11])] = 1
-        probs, y, rot, emb = model(x, hint)
+        probs, y, rot, emb, _, _ = model(x, hint)
     assert probs.shape == (3, 12) and torch.allclose(probs.sum(1), torch.ones(3))
     assert torch.allclose(y, heads.axis_angle[torch.arange(3), torch.tensor([4, 0, 11])], atol=1e-6)
     assert rot.shape == (3, 3, 3) and emb.shape == (3, model.embedding_dim)

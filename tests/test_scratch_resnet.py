@@ -39,5 +39,5 @@ def test_resnet50_split_after_stage4_loads_local_weights(tmp_path):
     assert model.features.out_channels == 1024 and model.features(torch.zeros(1, 3, 64, 64)).shape[1] == 1024
     assert len(model.trunk) == 1 and model.trunk[0] is not None  # stage 5 is the fine-tuned trunk
     with torch.no_grad():
-        probs, y, rot, emb = model(torch.zeros(2, 3, 64, 64), torch.zeros(2, 2))
+        probs, y, rot, emb, _, _ = model(torch.zeros(2, 3, 64, 64), torch.zeros(2, 2))
     assert np.allclose(probs.sum(1).numpy(), 1.0, atol=1e-5) and rot.shape == (2, 3, 3) and emb.shape[0] == 2

@@ -55,9 +55,9 @@ def test_flip_averaged_matches_two_separate_passes(net):
     hint = torch.zeros(3, 12)
     hint[1, 5] = 1
     with torch.no_grad():
-        probs, y, rot, emb = FlipAveraged(net, agree_deg=180.0)(x, hint)
-        p1, y1, _, e1 = net(x, hint)
-        p2, y2, _, _ = net(x.flip(-1), hint)
+        probs, y, rot, emb, _, _ = FlipAveraged(net, agree_deg=180.0)(x, hint)
+        p1, y1, _, e1, _, _ = net(x, hint)
+        p2, y2, _, _, _, _ = net(x.flip(-1), hint)
     torch.testing.assert_close(probs, (p1 + p2) / 2)
     torch.testing.assert_close(emb, e1)
     torch.testing.assert_close(y, voting_mean([y1, mirror_axis_angle(y2)], np.pi))
@@ -70,9 +70,7 @@ def test_flip_averaged_model_is_mirror_equivariant(net):
     hint = torch.zeros(4, 12)
     model = FlipAveraged(net, agree_deg=180.0)
     with torch.no_grad():
-        _, _, rot, _ = model(x, hint)
-        _, _, rot_m, _ = model(x.flip(-1), hint)
-        _, _, plain, _ = net(x.flip(-1), hint)
+        rot, rot_m, plain = (m(t, hint)[2] for m, t in ((model, x), (model, x.flip(-1)), (net, x.flip(-1))))
     r, r_m = rot.double().numpy(), rot_m.double().numpy()
     # degrees: two float32 rotations equal to rounding still measure ~0.03° apart (arccos near 1: √(2·1e-7) rad)
     assert np.max(geodesic_distance(mirror_rotation(r), r_m)) < 0.1
@@ -90,5 +88,5 @@ def test_flip_averaged_bundle_exports_with_parity_and_says_so(net, tmp_path):
     for n in (1, 3):
         outs = sess.run(None, {INPUT_NAME: np.zeros((n, 3, SIZE, SIZE), np.float32),
                                INPUT_HINT_NAME: np.zeros((n, 12), np.float32)})
-        assert [o.shape[0] for o in outs] == [n] * 4
+        assert [o.shape[0] for o in outs] == [n] * 6
     assert load_metadata(export_bundle(net, tmp_path / "plain")).test_time == "none"

@@ -20,7 +20,6 @@ network or an ensemble, optionally flip-averaged (vantage.train.test_time);
 
 from __future__ import annotations
 
-import math
 import multiprocessing
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -30,9 +29,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from vantage.train.geometry_torch import axis_angle_to_rotation, voting_mean
 from vantage.train.model import JointPoseNet
-from vantage.train.test_time import AGREE_DEG, with_test_time
+from vantage.train.hypotheses import AGREE_DEG, Looks, conclude
+from vantage.train.test_time import with_test_time
 from vantage.train.trainer import TrainConfig, load_model, prepare_feature_cache, train
 
 
@@ -43,8 +42,8 @@ class _Member(nn.Module):
         super().__init__()
         self.net = net
 
-    def forward(self, feats: torch.Tensor, category_hint: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return self.net.infer(feats, category_hint)
+    def forward(self, feats: torch.Tensor, category_hint: torch.Tensor) -> Looks:
+        return self.net.looks(feats, category_hint)
 
 
 class PoseEnsemble(nn.Module):
@@ -71,18 +70,18 @@ class PoseEnsemble(nn.Module):
         self.config = first.config
         self.embedding_dim = first.embedding_dim
         self.ensemble_size = len(members)
-        self.agree = math.radians(agree_deg)
+        self.agree_deg = agree_deg
 
-    def hypotheses(self, image: torch.Tensor, category_hint: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
-        """(mean category probabilities, each member's axis-angle, member 0's embedding) from one backbone pass."""
+    def hypotheses(self, image: torch.Tensor, category_hint: torch.Tensor) -> Looks:
+        """Every member's look from one backbone pass: mean category probabilities, member 0's embedding."""
         feats = self.features(image)
-        outs = [member(feats, category_hint) for member in self.members]
-        return torch.stack([o[0] for o in outs]).mean(0), [o[1] for o in outs], outs[0][3]
+        looks = [member(feats, category_hint) for member in self.members]
+        return Looks(torch.stack([lk.probs for lk in looks]).mean(0), [a for lk in looks for a in lk.answers],
+                     [c for lk in looks for c in lk.candidates], [w for lk in looks for w in lk.weights],
+                     looks[0].embedding)
 
     def forward(self, image: torch.Tensor, category_hint: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        probs, poses, embedding = self.hypotheses(image, category_hint)
-        y = voting_mean(poses, self.agree)
-        return probs, y, axis_angle_to_rotation(y), embedding
+        return conclude(self.hypotheses(image, category_hint), self.agree_deg)
 
 
 def exported_model(checkpoints: Sequence[str | Path], test_time: str = "none") -> tuple[nn.Module, dict]:

@@ -144,3 +144,46 @@ def voting_mean(poses: list[torch.Tensor], max_angle: float) -> torch.Tensor:
     aligned = torch.where(dot < 0, -q, q) * (dot.abs() >= cos_half).to(q.dtype)
     total = aligned.sum(0)
     return _quaternion_to_axis_angle(total / total.norm(dim=-1, keepdim=True))
+
+
+def pose_modes(answer: torch.Tensor, candidates: torch.Tensor, weights: torch.Tensor, count: int,
+               max_angle: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The answer and `count` − 1 alternative poses, each with its share of the pose probability mass.
+
+    `candidates` (N, M, 3) are every pose the model weighed (per answer of an
+    ensemble member and crop: each bin's key pose + delta), `weights` (N, M) their
+    probabilities (each answer's bins sum to 1 / answers). Hypothesis 0 is `answer`;
+    its score is the mass within `max_angle` of it. Each next hypothesis is the
+    unclaimed candidate with the most unclaimed mass within `max_angle` (ties: the
+    earliest), placed at the weighted SO(3) mean of that mass, which it then claims.
+    Scores therefore sum to at most 1; a 0 means no mass was left (the row is then
+    a candidate already claimed: padding). Why: a front and a back view, or a symmetric
+    object's turns, are modes of one bin distribution; the vote picks one, the
+    others are what a client should try next, and hypothesis 0's score is a
+    calibrated confidence (vantage.train.evaluate's confidence bands). Selection is
+    a comparison one-hot (no ArgMax), as elsewhere in the bundle graph.
+    Returns (axis-angle (N, count, 3), scores (N, count)).
+    """
+    cos_half = math.cos(max_angle / 2.0)
+    w = weights / weights.sum(-1, keepdim=True)
+    q = _axis_angle_to_quaternion(candidates)  # (N, M, 4)
+    close = ((q @ q.transpose(-1, -2)).abs() >= cos_half).to(q.dtype)  # (N, M, M)
+    m = candidates.shape[-2]
+    earlier = torch.arange(m, 0, -1, dtype=q.dtype) * (1e-6 / m)  # breaks ties only
+    near = ((q * _axis_angle_to_quaternion(answer).unsqueeze(-2)).sum(-1).abs() >= cos_half).to(q.dtype)
+    free = 1.0 - near
+    poses, scores = [answer], [(w * near).sum(-1)]
+    for _ in range(count - 1):
+        support = torch.where(free > 0, (close @ (w * free).unsqueeze(-1)).squeeze(-1), -torch.ones_like(w)) + earlier
+        hot = (support >= support.max(-1, keepdim=True).values).to(q.dtype)
+        anchor = (hot.unsqueeze(-1) * q).sum(-2)  # (N, 4)
+        dot = (q * anchor.unsqueeze(-2)).sum(-1)
+        claim = free * (dot.abs() >= cos_half).to(q.dtype)
+        mass = w * claim
+        total = (torch.where(dot.unsqueeze(-1) < 0, -q, q) * mass.unsqueeze(-1)).sum(-2)
+        empty = total.norm(dim=-1, keepdim=True) < 1e-12
+        mean = torch.where(empty, anchor, total)
+        poses.append(_quaternion_to_axis_angle(mean / mean.norm(dim=-1, keepdim=True)))
+        scores.append(mass.sum(-1))
+        free = free - claim
+    return torch.stack(poses, -2), torch.stack(scores, -1)

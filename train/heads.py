@@ -169,3 +169,22 @@ def decode(fused: HeadOutput, head: str, key_poses: torch.Tensor | None) -> tupl
     else:
         y = canonical_axis_angle(z + select_delta(fused.delta, hot))
     return y, axis_angle_to_rotation(y)
+
+
+def candidates(fused: HeadOutput, head: str, key_poses: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every pose a fused head weighs, with its probability: ((N, B, 3) axis-angle, (N, B)).
+
+    A bin head's candidates are its B key poses, each with its own delta (one shared
+    delta without `per_bin_delta`), weighted by the bin probabilities; a regression
+    head has one candidate, its answer, of weight 1. `decode` answers with the most
+    probable candidate; `vantage.train.geometry_torch.pose_modes` groups them into
+    alternative hypotheses.
+    """
+    if head in REGRESSION_HEADS:
+        return fused.axis_angle.unsqueeze(-2), torch.ones_like(fused.axis_angle[..., :1])
+    z = key_poses.expand(*fused.bins.shape, 3)
+    if head == "classification":
+        return z, fused.bins
+    delta = fused.delta if fused.delta.dim() == z.dim() else fused.delta.unsqueeze(-2).expand_as(z)
+    y = compose_axis_angle(z, delta) if head == "bd_le" else canonical_axis_angle(z + delta)
+    return y, fused.bins

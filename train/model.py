@@ -22,7 +22,10 @@ from torch import nn
 
 from vantage.categories import CATEGORIES
 from vantage.train.backbone import DEFAULT_TAPS, build_backbone
-from vantage.train.heads import HEAD_TYPES, REGRESSION_HEADS, HeadOutput, PoseHead, decode, fuse, stack_heads, top1
+from vantage.train.geometry_torch import axis_angle_to_rotation
+from vantage.train.heads import (HEAD_TYPES, REGRESSION_HEADS, HeadOutput, PoseHead, candidates, decode, fuse, stack_heads,
+                                 top1)
+from vantage.train.hypotheses import Looks, conclude
 
 FUSIONS = ("weighted", "top1")
 
@@ -173,20 +176,28 @@ class JointPoseNet(nn.Module):
     def forward(self, image: torch.Tensor, category_hint: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Full inference with the post-processing of the bundle graph.
 
-        Returns (category_probs, axis_angle, rotation, embedding); `category_hint`
-        is (N,K): zeros = unknown category, one-hot = known.
+        Returns (category_probs, axis_angle, rotation, embedding, pose_hypotheses,
+        hypothesis_scores) (vantage.train.hypotheses.conclude); `category_hint` is
+        (N,K): zeros = unknown category, one-hot = known.
         """
-        return self.infer(self.features(image), category_hint)
+        return conclude(self.hypotheses(image, category_hint))
 
-    def hypotheses(self, image: torch.Tensor, category_hint: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
-        """(category probabilities, [axis-angle], embedding): the one pose of this network, in the form
-        that test-time fusion (vantage.train.test_time) votes over, as it does over an ensemble's members."""
-        probs, y, _, embedding = self(image, category_hint)
-        return probs, [y], embedding
+    def hypotheses(self, image: torch.Tensor, category_hint: torch.Tensor) -> Looks:
+        """This network's one look at the crops, in the form that test-time fusion
+        (vantage.train.test_time) votes over, as it does over an ensemble's members."""
+        return self.looks(self.features(image), category_hint)
 
-    def infer(self, feats: torch.Tensor, category_hint: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """`forward` from frozen tap activations (evaluation on cached features)."""
+    def looks(self, feats: torch.Tensor, category_hint: torch.Tensor) -> Looks:
+        """The look from frozen tap activations: fused answer, its weighed candidates, embedding."""
         logits, out = self.forward_features(feats)
         probs = torch.softmax(logits, 1)
-        y, rotation = self.decode(fuse(out, fusion_weights(probs, category_hint, self.config.fusion)))
-        return probs, y, rotation, self.embed(feats)
+        fused = fuse(out, fusion_weights(probs, category_hint, self.config.fusion))
+        y, _ = self.decode(fused)
+        poses, weights = candidates(fused, self.config.head, self.key_poses)
+        return Looks(probs, [y], [poses], [weights], self.embed(feats))
+
+    def infer(self, feats: torch.Tensor, category_hint: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(category_probs, axis_angle, rotation, embedding) from frozen tap activations (evaluation on cached features)."""
+        look = self.looks(feats, category_hint)
+        y = look.answers[0]
+        return look.probs, y, axis_angle_to_rotation(y), look.embedding

@@ -25,14 +25,11 @@ no better, nor another threshold (20° to 90°: Acc@π/6 0.633-0.642 on fold 1,
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
-from vantage.train.geometry_torch import axis_angle_to_rotation, mirror_axis_angle, voting_mean
-
-AGREE_DEG = 45.0
+from vantage.train.geometry_torch import mirror_axis_angle
+from vantage.train.hypotheses import AGREE_DEG, Looks, conclude
 
 
 class FlipAveraged(nn.Module):
@@ -50,15 +47,19 @@ class FlipAveraged(nn.Module):
         self.config = net.config
         self.embedding_dim = net.embedding_dim
         self.ensemble_size = getattr(net, "ensemble_size", 1)
-        self.agree = math.radians(agree_deg)
+        self.agree_deg = agree_deg
 
     def forward(self, image: torch.Tensor, category_hint: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        both = torch.cat([image, image.flip(-1)])
-        probs, poses, embedding = self.net.hypotheses(both, torch.cat([category_hint, category_hint]))
-        plain, mirrored = zip(*(v.reshape(2, -1, 3).unbind(0) for v in poses))
-        y = voting_mean(list(plain) + [mirror_axis_angle(v) for v in mirrored], self.agree)
-        k = probs.shape[-1]
-        return probs.reshape(2, -1, k).mean(0), y, axis_angle_to_rotation(y), embedding.reshape(2, -1, embedding.shape[-1])[0]
+        both = self.net.hypotheses(torch.cat([image, image.flip(-1)]), torch.cat([category_hint, category_hint]))
+
+        def halves(parts: list[torch.Tensor], mirror: bool = False) -> list[torch.Tensor]:
+            split = [t.reshape(2, -1, *t.shape[1:]).unbind(0) for t in parts]
+            return [p for p, _ in split] + [mirror_axis_angle(m) if mirror else m for _, m in split]
+
+        probs, embedding = both.probs, both.embedding
+        looks = Looks(probs.reshape(2, -1, probs.shape[-1]).mean(0), halves(both.answers, True),
+                      halves(both.candidates, True), halves(both.weights), embedding.reshape(2, -1, embedding.shape[-1])[0])
+        return conclude(looks, self.agree_deg)
 
 
 TEST_TIME_MODES = ("none", "flip")

@@ -20,7 +20,11 @@ METADATA_FILE = "vantage.json"
 INPUT_NAME = "image"
 # (N, K) float: all zeros = category unknown, a one-hot row = known category.
 INPUT_HINT_NAME = "category_hint"
-OUTPUT_NAMES: tuple[str, ...] = ("category_probs", "axis_angle", "rotation", "embedding")
+BASE_OUTPUT_NAMES: tuple[str, ...] = ("category_probs", "axis_angle", "rotation", "embedding")
+# (N, H, 3) axis-angle, hypothesis 0 = axis_angle; (N, H) their shares of the pose probability mass
+# (vantage.train.hypotheses). Bundles exported before them lack both (BundleMetadata.pose_hypotheses = 0).
+HYPOTHESIS_OUTPUT_NAMES: tuple[str, ...] = ("pose_hypotheses", "hypothesis_scores")
+OUTPUT_NAMES: tuple[str, ...] = BASE_OUTPUT_NAMES + HYPOTHESIS_OUTPUT_NAMES
 
 
 class BundleError(Exception):
@@ -49,19 +53,21 @@ class BundleMetadata:
     test_time: str = "none"
     # Members of a deep ensemble over one feature network (vantage.train.ensemble); 1 = a single network.
     ensemble_size: int = 1
+    # H of the pose_hypotheses / hypothesis_scores outputs; 0: a bundle exported before they existed.
+    pose_hypotheses: int = 0
     # Accepted alternative graphs of the same model (int8/fp16 ONNX, TensorRT plans):
     # name → {"file", "runtime", "precision", measured accuracy/latency or agreement}.
     variants: dict[str, Any] = field(default_factory=dict)
     input_name: str = INPUT_NAME
     hint_name: str = INPUT_HINT_NAME
-    output_names: list[str] = field(default_factory=lambda: list(OUTPUT_NAMES))
+    output_names: list[str] = field(default_factory=lambda: list(BASE_OUTPUT_NAMES))
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 
     def tensor_shapes(self) -> dict[str, list[int]]:
         """Per-item shape (batch dimension left out) of every graph input and output, by name."""
-        k, s = len(self.categories), int(self.input_size)
-        return {
+        k, s, h = len(self.categories), int(self.input_size), int(self.pose_hypotheses)
+        shapes = {
             self.input_name: [3, s, s],
             self.hint_name: [k],
             "category_probs": [k],
@@ -69,6 +75,9 @@ class BundleMetadata:
             "rotation": [3, 3],
             "embedding": [int(self.embedding_dim)],
         }
+        if h:
+            shapes.update({"pose_hypotheses": [h, 3], "hypothesis_scores": [h]})
+        return shapes
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
