@@ -168,10 +168,12 @@ class AsyncPoseClient(ClientBase):
         frame_id: int = 0,
         top_k: int = 0,
         timeout: float | None = None,
+        alternatives: int = 0,
     ) -> vantage_pb2.EstimateResponse:
         """One Estimate call (retried on UNAVAILABLE / RESOURCE_EXHAUSTED): encoded image bytes, an optional
-        (x_min, y_min, x_max, y_max) pixel box, a known category, `top_k` > 0 for retrieved views too."""
-        request = make_request(image, box, category, request_id, frame_id)
+        (x_min, y_min, x_max, y_max) pixel box, a known category, `top_k` > 0 for retrieved views too,
+        `alternatives` > 0 for that many alternative poses."""
+        request = make_request(image, box, category, request_id, frame_id, alternatives=alternatives)
         request.top_k = top_k
         return await self._call(
             lambda remaining: self.stub.Estimate(request, timeout=remaining, metadata=self.metadata), timeout
@@ -184,9 +186,11 @@ class AsyncPoseClient(ClientBase):
         category: str | None = None,
         request_id: str = "",
         timeout: float | None = None,
+        alternatives: int = 0,
     ) -> PoseResult:
         """Like `estimate`, converted to the PoseResult of the in-process path."""
-        return response_to_result(await self.estimate(image, box, category, request_id, timeout=timeout))
+        return response_to_result(await self.estimate(image, box, category, request_id, timeout=timeout,
+                                                      alternatives=alternatives))
 
     async def stream(
         self,

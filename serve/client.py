@@ -105,9 +105,11 @@ class PoseClient(ClientBase):
         request_id: str = "",
         frame_id: int = 0,
         timeout: float | None = None,
+        alternatives: int = 0,
     ) -> vantage_pb2.EstimateResponse:
-        """One Estimate call with encoded image bytes, an optional pixel box and known category."""
-        request = make_request(image, box, category, request_id, frame_id)
+        """One Estimate call with encoded image bytes, an optional pixel box and known category;
+        `alternatives` > 0 asks for that many alternative poses too."""
+        request = make_request(image, box, category, request_id, frame_id, alternatives=alternatives)
         return self.stub.Estimate(request, timeout=self._timeout(timeout), metadata=self.metadata)
 
     def estimate_result(
@@ -117,9 +119,11 @@ class PoseClient(ClientBase):
         category: str | None = None,
         request_id: str = "",
         timeout: float | None = None,
+        alternatives: int = 0,
     ) -> PoseResult:
         """Like `estimate`, converted to the PoseResult of the in-process path."""
-        return response_to_result(self.estimate(image, box, category, request_id, timeout=timeout))
+        return response_to_result(self.estimate(image, box, category, request_id, timeout=timeout,
+                                                alternatives=alternatives))
 
     def stream(
         self, requests: Iterable[vantage_pb2.EstimateRequest], timeout: float | None = None

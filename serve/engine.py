@@ -22,10 +22,10 @@ import numpy as np
 
 from vantage.bundle import BundleError, BundleMetadata, load_metadata
 from vantage.categories import CATEGORIES
-from vantage.geometry import rotation_to_quaternion, rotation_to_viewpoint
+from vantage.geometry import axis_angle_to_rotation, rotation_to_quaternion, rotation_to_viewpoint
 from vantage.imaging import DEFAULT_MAX_PIXELS, ImageError, crop_square, decode_image, image_size_from_header, normalise
 from vantage.serve.backends import Backend, TensorSpec, create_backend
-from vantage.serve.results import PoseResult
+from vantage.serve.results import Hypothesis, PoseResult
 
 Box = Sequence[float]
 
@@ -108,6 +108,9 @@ class Predictor:
             "rotation": [None, 3, 3],
             "embedding": [None, int(self.metadata.embedding_dim)],
         }
+        h = int(self.metadata.pose_hypotheses)
+        if h:  # bundles exported before pose hypotheses have none (vantage.bundle.HYPOTHESIS_OUTPUT_NAMES)
+            expected_outputs.update({"pose_hypotheses": [None, h, 3], "hypothesis_scores": [None, h]})
         missing = [n for n in expected_outputs if n not in outputs]
         if missing:
             raise BundleError(f"{where} lacks outputs {missing}; it has {sorted(outputs)}")
@@ -125,7 +128,7 @@ class Predictor:
                     raise BundleError(
                         f"{where}: {kind} {name!r} has shape {dims}, expected {shown} from the bundle metadata"
                     )
-        self._output_names = list(expected_outputs)  # (probs, axis_angle, rotation, embedding)
+        self._output_names = list(expected_outputs)  # (probs, axis_angle, rotation, embedding[, hypotheses, scores])
 
     # -- inference ---------------------------------------------------------------
 
@@ -164,8 +167,9 @@ class Predictor:
             self.metadata.input_name: np.stack([p.tensor for p in prepared]).astype(np.float32, copy=False),
             self.metadata.hint_name: np.stack([p.hint for p in prepared]).astype(np.float32, copy=False),
         }
-        probs, axis_angle, rotation, embedding = self.engine.run(self._output_names, feeds)
+        probs, axis_angle, rotation, embedding, *hypotheses = self.engine.run(self._output_names, feeds)
         t1 = time.perf_counter()
+        confidence, alternatives = self._hypotheses(*hypotheses) if hypotheses else ([None] * len(prepared), None)
         inference_ms = (t1 - t0) * 1e3
         rot64 = np.asarray(rotation, np.float64)
         quats = rotation_to_quaternion(rot64)
@@ -193,9 +197,26 @@ class Predictor:
                     backend=self.backend,
                     category_given=p.category is not None,
                     embedding=[float(v) for v in embedding[i]],
+                    pose_confidence=confidence[i],
+                    alternatives=alternatives[i] if alternatives else [],
                 )
             )
         return results
+
+    @staticmethod
+    def _hypotheses(poses: np.ndarray, scores: np.ndarray) -> tuple[list[float], list[list[Hypothesis]]]:
+        """The answers' scores and, per item, the alternatives with probability mass (ranks 1..H-1)."""
+        rot = axis_angle_to_rotation(np.asarray(poses[:, 1:], np.float64))
+        quats = rotation_to_quaternion(rot)
+        az, el, th = rotation_to_viewpoint(rot)
+        alternatives = [
+            [Hypothesis(rotation=rot[i, j].tolist(), quaternion=quats[i, j].tolist(),
+                        viewpoint={"azimuth": float(az[i, j]), "elevation": float(el[i, j]), "theta": float(th[i, j])},
+                        score=float(scores[i, j + 1]))
+             for j in range(rot.shape[1]) if scores[i, j + 1] > 0]
+            for i in range(len(poses))
+        ]
+        return [float(v) for v in scores[:, 0]], alternatives
 
     def predict(
         self,

@@ -40,7 +40,8 @@ def _check_category(category: str | None, known: Sequence[str]) -> None:
         raise UnknownCategoryError(f"unknown category {category!r}; this model knows: {', '.join(known)}")
 
 
-def _local(paths: list[Path], model: Any, box: Box | None, category: str | None, batch_size: int, backend: str):
+def _local(paths: list[Path], model: Any, box: Box | None, category: str | None, batch_size: int, backend: str,
+           alternatives: int):
     from vantage.serve.engine import Predictor, UnknownCategoryError  # noqa: PLC0415
 
     predictor = model if isinstance(model, Predictor) else Predictor(model, backend=backend)
@@ -55,17 +56,20 @@ def _local(paths: list[Path], model: Any, box: Box | None, category: str | None,
             except (ImageError, UnknownCategoryError) as exc:
                 out[i] = {"file": str(paths[i]), "error": str(exc)}
         for i, result in zip(slots, predictor.run(ready)):
+            result.alternatives = result.alternatives[:alternatives]  # as many as a server would send
             out[i] = {"file": str(paths[i]), **result_to_json(result)}
     return out
 
 
 async def _estimate_file(
-    client: AsyncPoseClient, slots: asyncio.Semaphore, path: Path, box: Box | None, category: str | None
+    client: AsyncPoseClient, slots: asyncio.Semaphore, path: Path, box: Box | None, category: str | None,
+    alternatives: int,
 ) -> dict[str, Any]:
     """One file's JSON dict, or its `{"file", "error"}` row for a per-file failure (unreadable, INVALID_ARGUMENT)."""
     async with slots:
         try:
-            response = await client.estimate(_read(path), box, category, request_id=path.name)
+            response = await client.estimate(_read(path), box, category, request_id=path.name,
+                                             alternatives=alternatives)
         except ImageError as exc:
             return {"file": str(path), "error": str(exc)}
         except grpc.aio.AioRpcError as exc:
@@ -77,14 +81,14 @@ async def _estimate_file(
 
 async def _remote(
     paths: list[Path], server: str, box: Box | None, category: str | None, timeout: float, wait_s: float,
-    concurrency: int, client_options: ClientSecurity,
+    concurrency: int, client_options: ClientSecurity, alternatives: int,
 ) -> list[dict[str, Any]]:
     """Up to `concurrency` Estimate calls in flight on one channel (a server batches them); rows in file order."""
     async with AsyncPoseClient(server, timeout=timeout, **client_options) as client:
         await client.wait_ready(timeout=wait_s)
         _check_category(category, list((await client.model_info()).categories))
         slots = asyncio.Semaphore(concurrency)
-        tasks = [asyncio.ensure_future(_estimate_file(client, slots, path, box, category)) for path in paths]
+        tasks = [asyncio.ensure_future(_estimate_file(client, slots, path, box, category, alternatives)) for path in paths]
         try:
             return list(await asyncio.gather(*tasks))
         finally:  # a call that failed for good ends the batch: stop the others before the channel closes
@@ -105,13 +109,17 @@ def predict_files(
     backend: str = "onnxruntime-cpu",
     concurrency: int = 4,
     client_options: ClientSecurity | None = None,
+    alternatives: int = 0,
 ) -> list[dict[str, Any]]:
     """Estimate every image file; exactly one of `server` ("host:port") or `model` (bundle folder or Predictor).
 
     Returns one dict per path, in order: `file`, `category`, `category_given`,
     `category_scores` (name → probability, model order), `rotation` (3×3),
     `axis_angle`, `quaternion` ([w, x, y, z], w ≥ 0), `viewpoint` ({azimuth,
-    elevation, theta} degrees), `timings` (ms), `backend`; or `file` and `error`.
+    elevation, theta} degrees), `timings` (ms), `backend`, `pose_confidence` (the
+    answer's share of the pose probability mass; models exported with hypotheses) and,
+    with `alternatives` > 0, up to that many `alternatives` (score, rotation,
+    quaternion, viewpoint); or `file` and `error`.
     `box` (x_min, y_min, x_max, y_max pixels) and `category` apply to every file.
     Locally the files are run in batches of `batch_size` on `backend`; through a server one
     Estimate call per file, `concurrency` of them in flight (deadline `timeout` each, retries
@@ -123,11 +131,14 @@ def predict_files(
         raise ValueError("give exactly one of server ('host:port') or model (a bundle folder)")
     if batch_size < 1 or concurrency < 1:
         raise ValueError(f"batch_size and concurrency must be at least 1, got {batch_size} and {concurrency}")
+    if alternatives < 0:
+        raise ValueError(f"alternatives must be 0 or more, got {alternatives}")
     files = [Path(p) for p in paths]
     category = category or None
     if box is not None:
         # The wire carries float32 boxes: round here too, so that both paths crop identically.
         box = tuple(float(np.float32(v)) for v in box)
     if model is not None:
-        return _local(files, model, box, category, batch_size, backend)
-    return asyncio.run(_remote(files, server, box, category, timeout, wait_s, concurrency, client_options or {}))
+        return _local(files, model, box, category, batch_size, backend, alternatives)
+    return asyncio.run(_remote(files, server, box, category, timeout, wait_s, concurrency, client_options or {},
+                               alternatives))

@@ -30,11 +30,16 @@ def make_request(
     request_id: str = "",
     frame_id: int = 0,
     keep_frame: bool = False,
+    alternatives: int = 0,
 ) -> vantage_pb2.EstimateRequest:
     """EstimateRequest from encoded image bytes, an optional (x_min, y_min, x_max, y_max) box in pixels
-    and an optional known category name; `keep_frame` asks a stream never to drop this frame as stale."""
+    and an optional known category name; `keep_frame` asks a stream never to drop this frame as stale;
+    `alternatives` asks for that many alternative poses besides the answer."""
+    if alternatives < 0:
+        raise ValueError(f"alternatives must be 0 or more, got {alternatives}")
     request = vantage_pb2.EstimateRequest(
-        image=image, category=category or "", request_id=request_id, frame_id=int(frame_id), keep_frame=keep_frame
+        image=image, category=category or "", request_id=request_id, frame_id=int(frame_id), keep_frame=keep_frame,
+        alternatives=int(alternatives),
     )
     if box is not None:
         if len(box) != 4:

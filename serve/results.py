@@ -21,6 +21,17 @@ VIEWPOINT_KEYS: tuple[str, ...] = ("azimuth", "elevation", "theta")
 
 
 @dataclass
+class Hypothesis:
+    """A pose the model also found likely: rotation (3×3 nested list), quaternion [w, x, y, z], viewpoint in
+    degrees, and its share of the pose probability mass (vantage.train.hypotheses)."""
+
+    rotation: list[list[float]]
+    quaternion: list[float]
+    viewpoint: dict[str, float]
+    score: float
+
+
+@dataclass
 class PoseResult:
     """Category and rotation of one object (conventions of POSE.md).
 
@@ -31,6 +42,10 @@ class PoseResult:
     TIMING_KEYS in milliseconds. `category` is the given category when
     `category_given`, else the most probable one. `embedding` is the model's
     retrieval embedding (not sent over gRPC: empty for results that came from a server).
+    `pose_confidence` is the answer's share of the pose probability mass and
+    `alternatives` the other likely poses, most likely first, none without mass
+    (both absent / empty for bundles exported before pose hypotheses existed; over
+    gRPC, alternatives only as many as the request asked for).
     """
 
     category: str
@@ -43,6 +58,8 @@ class PoseResult:
     backend: str
     category_given: bool = False
     embedding: list[float] = field(default_factory=list)
+    pose_confidence: float | None = None
+    alternatives: list[Hypothesis] = field(default_factory=list)
 
 
 def wire_float(x: float) -> float:
@@ -62,13 +79,21 @@ def result_to_json(result: PoseResult) -> dict[str, Any]:
         "viewpoint": {k: wire_float(result.viewpoint[k]) for k in VIEWPOINT_KEYS},
         "timings": {k: round(float(result.timings.get(k, 0.0)), 3) for k in TIMING_KEYS},
         "backend": result.backend,
+        **({} if result.pose_confidence is None else {"pose_confidence": wire_float(result.pose_confidence)}),
+        **({"alternatives": [hypothesis_to_json(h) for h in result.alternatives]} if result.alternatives else {}),
     }
 
 
+def hypothesis_to_json(h: Hypothesis) -> dict[str, Any]:
+    return {"score": wire_float(h.score), "rotation": [[wire_float(v) for v in row] for row in h.rotation],
+            "quaternion": [wire_float(v) for v in h.quaternion],
+            "viewpoint": {k: wire_float(h.viewpoint[k]) for k in VIEWPOINT_KEYS}}
+
+
 def result_to_response(
-    result: PoseResult, request_id: str = "", frame_id: int = 0
+    result: PoseResult, request_id: str = "", frame_id: int = 0, alternatives: int = 0
 ) -> vantage_pb2.EstimateResponse:
-    """PoseResult → EstimateResponse (rotation flattened row-major)."""
+    """PoseResult → EstimateResponse (rotation flattened row-major), with the first `alternatives` alternatives."""
     q = result.quaternion
     return vantage_pb2.EstimateResponse(
         category=result.category,
@@ -85,6 +110,17 @@ def result_to_response(
         request_id=request_id,
         frame_id=frame_id,
         category_given=result.category_given,
+        pose_confidence=result.pose_confidence,
+        alternatives=[
+            vantage_pb2.PoseHypothesis(
+                rotation=[float(v) for row in h.rotation for v in row],
+                quaternion=vantage_pb2.Quaternion(w=h.quaternion[0], x=h.quaternion[1], y=h.quaternion[2],
+                                                  z=h.quaternion[3]),
+                viewpoint=vantage_pb2.Viewpoint(**{k: float(h.viewpoint[k]) for k in VIEWPOINT_KEYS}),
+                score=float(h.score),
+            )
+            for h in result.alternatives[:alternatives]
+        ],
     )
 
 
@@ -109,4 +145,11 @@ def response_to_result(response: vantage_pb2.EstimateResponse) -> PoseResult:
         timings={k: getattr(response.timings, k) for k in TIMING_KEYS},
         backend=response.timings.backend,
         category_given=response.category_given,
+        pose_confidence=response.pose_confidence if response.HasField("pose_confidence") else None,
+        alternatives=[
+            Hypothesis(rotation=[list(h.rotation[0:3]), list(h.rotation[3:6]), list(h.rotation[6:9])],
+                       quaternion=[h.quaternion.w, h.quaternion.x, h.quaternion.y, h.quaternion.z],
+                       viewpoint={k: getattr(h.viewpoint, k) for k in VIEWPOINT_KEYS}, score=h.score)
+            for h in response.alternatives
+        ],
     )

@@ -87,6 +87,7 @@ def model_info(served: Served, server_version: str = vantage.__version__) -> van
         metadata_json=json.dumps(asdict(meta), indent=2, sort_keys=True),
         server_version=server_version,
         bundle_version=served.version,
+        pose_hypotheses=int(meta.pose_hypotheses),
     )
 
 
@@ -126,7 +127,7 @@ class PoseEstimatorServicer(vantage_pb2_grpc.PoseEstimatorServicer):
         retrieval = (retriever.retrieve(result, request.top_k, request.category, request.wireframe_models)
                      if retriever else None)
         result.timings["total_ms"] = (time.perf_counter() - t0) * 1e3
-        response = result_to_response(result, request.request_id, request.frame_id)
+        response = result_to_response(result, request.request_id, request.frame_id, request.alternatives)
         if retrieval is not None:
             response.retrieval.CopyFrom(retrieval)
         return response

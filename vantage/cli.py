@@ -172,7 +172,8 @@ def _predict(args: argparse.Namespace) -> int:
     try:  # unreadable token, half a client certificate: a message, not a traceback
         options = client_security(*secured)
         results = predict_files(args.images, server=args.server, model=args.model, box=args.box,
-                                category=args.category, concurrency=args.concurrency, client_options=options)
+                                category=args.category, concurrency=args.concurrency, client_options=options,
+                                alternatives=args.alternatives)
     except ValueError as exc:
         print(f"vantage predict: {exc}", file=sys.stderr)
         return 2
@@ -189,10 +190,15 @@ def _predict(args: argparse.Namespace) -> int:
             print(f"{r['file']}: error: {r['error']}")
         else:
             v = r["viewpoint"]
+            confidence = f"  pose confidence {r['pose_confidence']:.2f}" if "pose_confidence" in r else ""
             print(
                 f"{r['file']}: {r['category']} ({r['category_scores'][r['category']]:.2f})"
-                f"  azimuth {v['azimuth']:.1f}°  elevation {v['elevation']:.1f}°  theta {v['theta']:.1f}°"
+                f"  azimuth {v['azimuth']:.1f}°  elevation {v['elevation']:.1f}°  theta {v['theta']:.1f}°{confidence}"
             )
+            for alt in r.get("alternatives", []):
+                a = alt["viewpoint"]
+                print(f"    or azimuth {a['azimuth']:.1f}°  elevation {a['elevation']:.1f}°  theta {a['theta']:.1f}°"
+                      f"  ({alt['score']:.2f})")
     return 1 if any("error" in r for r in results) else 0
 
 
@@ -355,6 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--json", action="store_true", help="one JSON object per image and line")
     q.add_argument("--concurrency", type=int, default=4,
                    help="with --server: Estimate calls in flight at once, which the server may batch (default 4)")
+    q.add_argument("--alternatives", type=int, default=0,
+                   help="also print up to this many alternative poses, each with its score (default 0)")
     add_client_arguments(q)
     q.set_defaults(func=_predict)
 

@@ -19,13 +19,14 @@ class Box(_message.Message):
     def __init__(self, x_min: _Optional[float] = ..., y_min: _Optional[float] = ..., x_max: _Optional[float] = ..., y_max: _Optional[float] = ...) -> None: ...
 
 class EstimateRequest(_message.Message):
-    __slots__ = ("image", "box", "category", "request_id", "frame_id", "keep_frame", "top_k", "wireframe_models")
+    __slots__ = ("image", "box", "category", "request_id", "frame_id", "keep_frame", "alternatives", "top_k", "wireframe_models")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     BOX_FIELD_NUMBER: _ClassVar[int]
     CATEGORY_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     FRAME_ID_FIELD_NUMBER: _ClassVar[int]
     KEEP_FRAME_FIELD_NUMBER: _ClassVar[int]
+    ALTERNATIVES_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     WIREFRAME_MODELS_FIELD_NUMBER: _ClassVar[int]
     image: bytes
@@ -34,9 +35,10 @@ class EstimateRequest(_message.Message):
     request_id: str
     frame_id: int
     keep_frame: bool
+    alternatives: int
     top_k: int
     wireframe_models: int
-    def __init__(self, image: _Optional[bytes] = ..., box: _Optional[_Union[Box, _Mapping]] = ..., category: _Optional[str] = ..., request_id: _Optional[str] = ..., frame_id: _Optional[int] = ..., keep_frame: _Optional[bool] = ..., top_k: _Optional[int] = ..., wireframe_models: _Optional[int] = ...) -> None: ...
+    def __init__(self, image: _Optional[bytes] = ..., box: _Optional[_Union[Box, _Mapping]] = ..., category: _Optional[str] = ..., request_id: _Optional[str] = ..., frame_id: _Optional[int] = ..., keep_frame: _Optional[bool] = ..., alternatives: _Optional[int] = ..., top_k: _Optional[int] = ..., wireframe_models: _Optional[int] = ...) -> None: ...
 
 class CategoryScore(_message.Message):
     __slots__ = ("name", "score")
@@ -68,6 +70,18 @@ class Viewpoint(_message.Message):
     theta: float
     def __init__(self, azimuth: _Optional[float] = ..., elevation: _Optional[float] = ..., theta: _Optional[float] = ...) -> None: ...
 
+class PoseHypothesis(_message.Message):
+    __slots__ = ("rotation", "quaternion", "viewpoint", "score")
+    ROTATION_FIELD_NUMBER: _ClassVar[int]
+    QUATERNION_FIELD_NUMBER: _ClassVar[int]
+    VIEWPOINT_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    rotation: _containers.RepeatedScalarFieldContainer[float]
+    quaternion: Quaternion
+    viewpoint: Viewpoint
+    score: float
+    def __init__(self, rotation: _Optional[_Iterable[float]] = ..., quaternion: _Optional[_Union[Quaternion, _Mapping]] = ..., viewpoint: _Optional[_Union[Viewpoint, _Mapping]] = ..., score: _Optional[float] = ...) -> None: ...
+
 class Timings(_message.Message):
     __slots__ = ("decode_ms", "preprocess_ms", "inference_ms", "total_ms", "backend", "queue_ms")
     DECODE_MS_FIELD_NUMBER: _ClassVar[int]
@@ -85,7 +99,7 @@ class Timings(_message.Message):
     def __init__(self, decode_ms: _Optional[float] = ..., preprocess_ms: _Optional[float] = ..., inference_ms: _Optional[float] = ..., total_ms: _Optional[float] = ..., backend: _Optional[str] = ..., queue_ms: _Optional[float] = ...) -> None: ...
 
 class EstimateResponse(_message.Message):
-    __slots__ = ("category", "category_scores", "rotation", "axis_angle", "quaternion", "viewpoint", "timings", "request_id", "frame_id", "category_given", "error", "error_code", "dropped", "frames_dropped_before", "retrieval")
+    __slots__ = ("category", "category_scores", "rotation", "axis_angle", "quaternion", "viewpoint", "timings", "request_id", "frame_id", "category_given", "error", "error_code", "dropped", "frames_dropped_before", "pose_confidence", "alternatives", "retrieval")
     CATEGORY_FIELD_NUMBER: _ClassVar[int]
     CATEGORY_SCORES_FIELD_NUMBER: _ClassVar[int]
     ROTATION_FIELD_NUMBER: _ClassVar[int]
@@ -100,6 +114,8 @@ class EstimateResponse(_message.Message):
     ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
     DROPPED_FIELD_NUMBER: _ClassVar[int]
     FRAMES_DROPPED_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    POSE_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    ALTERNATIVES_FIELD_NUMBER: _ClassVar[int]
     RETRIEVAL_FIELD_NUMBER: _ClassVar[int]
     category: str
     category_scores: _containers.RepeatedCompositeFieldContainer[CategoryScore]
@@ -115,15 +131,17 @@ class EstimateResponse(_message.Message):
     error_code: int
     dropped: bool
     frames_dropped_before: int
+    pose_confidence: float
+    alternatives: _containers.RepeatedCompositeFieldContainer[PoseHypothesis]
     retrieval: Retrieval
-    def __init__(self, category: _Optional[str] = ..., category_scores: _Optional[_Iterable[_Union[CategoryScore, _Mapping]]] = ..., rotation: _Optional[_Iterable[float]] = ..., axis_angle: _Optional[_Iterable[float]] = ..., quaternion: _Optional[_Union[Quaternion, _Mapping]] = ..., viewpoint: _Optional[_Union[Viewpoint, _Mapping]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., request_id: _Optional[str] = ..., frame_id: _Optional[int] = ..., category_given: _Optional[bool] = ..., error: _Optional[str] = ..., error_code: _Optional[int] = ..., dropped: _Optional[bool] = ..., frames_dropped_before: _Optional[int] = ..., retrieval: _Optional[_Union[Retrieval, _Mapping]] = ...) -> None: ...
+    def __init__(self, category: _Optional[str] = ..., category_scores: _Optional[_Iterable[_Union[CategoryScore, _Mapping]]] = ..., rotation: _Optional[_Iterable[float]] = ..., axis_angle: _Optional[_Iterable[float]] = ..., quaternion: _Optional[_Union[Quaternion, _Mapping]] = ..., viewpoint: _Optional[_Union[Viewpoint, _Mapping]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., request_id: _Optional[str] = ..., frame_id: _Optional[int] = ..., category_given: _Optional[bool] = ..., error: _Optional[str] = ..., error_code: _Optional[int] = ..., dropped: _Optional[bool] = ..., frames_dropped_before: _Optional[int] = ..., pose_confidence: _Optional[float] = ..., alternatives: _Optional[_Iterable[_Union[PoseHypothesis, _Mapping]]] = ..., retrieval: _Optional[_Union[Retrieval, _Mapping]] = ...) -> None: ...
 
 class GetModelInfoRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "model_version", "categories", "input_size", "fusion", "backend", "metadata_json", "server_version", "bundle_version", "view_index")
+    __slots__ = ("name", "model_version", "categories", "input_size", "fusion", "backend", "metadata_json", "server_version", "bundle_version", "pose_hypotheses", "view_index")
     NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     CATEGORIES_FIELD_NUMBER: _ClassVar[int]
@@ -133,6 +151,7 @@ class ModelInfo(_message.Message):
     METADATA_JSON_FIELD_NUMBER: _ClassVar[int]
     SERVER_VERSION_FIELD_NUMBER: _ClassVar[int]
     BUNDLE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    POSE_HYPOTHESES_FIELD_NUMBER: _ClassVar[int]
     VIEW_INDEX_FIELD_NUMBER: _ClassVar[int]
     name: str
     model_version: str
@@ -143,8 +162,9 @@ class ModelInfo(_message.Message):
     metadata_json: str
     server_version: str
     bundle_version: str
+    pose_hypotheses: int
     view_index: ViewIndexInfo
-    def __init__(self, name: _Optional[str] = ..., model_version: _Optional[str] = ..., categories: _Optional[_Iterable[str]] = ..., input_size: _Optional[int] = ..., fusion: _Optional[str] = ..., backend: _Optional[str] = ..., metadata_json: _Optional[str] = ..., server_version: _Optional[str] = ..., bundle_version: _Optional[str] = ..., view_index: _Optional[_Union[ViewIndexInfo, _Mapping]] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., model_version: _Optional[str] = ..., categories: _Optional[_Iterable[str]] = ..., input_size: _Optional[int] = ..., fusion: _Optional[str] = ..., backend: _Optional[str] = ..., metadata_json: _Optional[str] = ..., server_version: _Optional[str] = ..., bundle_version: _Optional[str] = ..., pose_hypotheses: _Optional[int] = ..., view_index: _Optional[_Union[ViewIndexInfo, _Mapping]] = ...) -> None: ...
 
 class ReloadRequest(_message.Message):
     __slots__ = ("version",)
