@@ -74,6 +74,19 @@ def test_elevation_bands_show_a_pull_to_the_middle():
     assert bands[2]["med_err"] == pytest.approx(10.0)  # but not out of the error
 
 
+def test_hypothesis_report_best_of_k_and_confidence_bands():
+    from vantage.train.metrics import hypothesis_report
+
+    err = np.array([[10.0, 170.0], [170.0, 12.0], [100.0, 120.0], [5.0, 90.0]])
+    scores = np.array([[0.95, 0.05], [0.55, 0.40], [0.2, 0.1], [1.0, 0.0]])
+    rep = hypothesis_report(err, scores)
+    assert [b["acc_pi6"] for b in rep["best_of"]] == [0.5, 0.75]
+    assert rep["best_of"][1]["med_err"] == pytest.approx(11.0)
+    assert [(b["from"], b["count"], b["hit_rate"]) for b in rep["confidence"]] == [(0.0, 1, 0.0), (0.5, 1, 0.0),
+                                                                                   (0.9, 2, 1.0)]
+    assert rep["mean_scores"] == pytest.approx([0.675, 0.1375])
+
+
 def test_bundle_and_checkpoint_report_the_same(trained):
     from vantage.train.evaluate import evaluate
 
@@ -93,7 +106,8 @@ def test_bundle_and_checkpoint_report_the_same(trained):
     md = (out / "report.md").read_text()
     assert "| MedErr (°) |" in md and "| AAAI |" in md and "Table 13" in md
     assert "| metric | car | chair | bottle | mean | all |" in md  # categories are columns, as in the papers
-    for png in ("errors_hist.png", "error_vs_azimuth.png", "elevation.png", "confusion.png", "misses.png"):
+    for png in ("errors_hist.png", "error_vs_azimuth.png", "elevation.png", "confusion.png", "misses.png",
+                "confidence.png"):
         assert (out / png).stat().st_size > 2000
     assert "images" not in json.loads((out / "report.json").read_text())
 
@@ -103,6 +117,13 @@ def test_bundle_and_checkpoint_report_the_same(trained):
     assert sum(r["miss"] == "wrong_category" for r in rows) == round(miss["wrong_category"] * 9)
     assert "## Why views are missed" in md and "| … half turn (front/back) |" in md
     assert sum(b["count"] for b in a["elevation"]) == 9 and "## Error by elevation" in md
+    best = [b["acc_pi6"] for b in a["hypotheses"]["best_of"]]
+    assert best[0] == a["overall"]["acc_pi6"] and best == sorted(best) and len(best) == 4
+    assert b["hypotheses"]["best_of"][0]["acc_pi6"] == b["overall"]["acc_pi6"]
+    assert sum(c["count"] for c in a["hypotheses"]["confidence"]) == 9 and "## Pose hypotheses" in md
+    # degrees: the answer's axis-angle and rotation outputs measure the same pose to float32's arccos resolution
+    assert all(0 <= float(r["confidence"]) <= 1 + 1e-5 and float(r["best2_err"]) <= float(r["pose_err"]) + 0.1
+               for r in rows)
 
     # built-in test meshes are always found: the errors their own symmetries explain are reported apart
     sym = a["symmetry"]

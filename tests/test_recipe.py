@@ -65,6 +65,8 @@ def test_recipe_holds_models_out_and_measures_the_exported_bundle(tmp_path: Path
     assert result["symmetry"]["overall"]["med_err"] <= result["overall"]["med_err"]
     assert result["misses"]["overall"]["missed"] == pytest.approx(1 - result["overall"]["acc_pi6"])
     assert sum(band["count"] for band in result["elevation"]) == result["overall"]["count"]
+    best = result["hypotheses"]["best_of"]
+    assert best[0]["acc_pi6"] == result["overall"]["acc_pi6"] and best[-1]["acc_pi6"] >= best[0]["acc_pi6"]
 
 
 def test_recipe_refuses_a_bad_input_size_or_member_count_before_rendering(tmp_path: Path) -> None:

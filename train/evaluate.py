@@ -20,14 +20,17 @@ from typing import Callable
 
 import numpy as np
 
-from vantage.bundle import METADATA_FILE, load_metadata
-from vantage.geometry import geodesic_distance, rotation_to_viewpoint
+from vantage.bundle import HYPOTHESIS_OUTPUT_NAMES, METADATA_FILE, load_metadata
+from vantage.geometry import axis_angle_to_rotation, geodesic_distance, rotation_to_viewpoint
 from vantage.train.data import Sample, batches, normalised_crops, read_samples
 from vantage.train.meshes import MeshError, ModelSpec, builtin_spec, scan_repository
-from vantage.train.metrics import by_category, elevation_report, miss_kinds, miss_report, pose_report, summarise
+from vantage.train.metrics import (by_category, elevation_report, hypothesis_report, miss_kinds, miss_report, pose_report,
+                                   summarise)
 from vantage.train.report import write_report
 
-Runner = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # hints (N, K) → (probs, rotations)
+# hints (N, K) → named outputs: category_probs, rotation, and pose_hypotheses / hypothesis_scores where the model has them
+Runner = Callable[[np.ndarray], dict[str, np.ndarray]]
+EVAL_OUTPUTS = ("category_probs", "rotation", *HYPOTHESIS_OUTPUT_NAMES)
 
 
 def bundle_runner(bundle: Path, data: str | Path) -> tuple[list[str], list[Sample], Runner]:
@@ -38,20 +41,22 @@ def bundle_runner(bundle: Path, data: str | Path) -> tuple[list[str], list[Sampl
     samples = read_samples(data, meta.categories)
     x = normalised_crops(samples, meta.input_size, meta.crop_margin, meta.mean, meta.std)
     sess = ort_session(bundle / meta.onnx_file)
+    names = [n for n in EVAL_OUTPUTS if n in meta.output_names]  # bundles exported before hypotheses lack them
 
-    def run(hints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        outs = [sess.run(["category_probs", "rotation"], {meta.input_name: x[sl], meta.hint_name: hints[sl]})
-                for sl in batches(len(x), 64)]
-        return np.concatenate([o[0] for o in outs]), np.concatenate([o[1] for o in outs])
+    def run(hints: np.ndarray) -> dict[str, np.ndarray]:
+        outs = [sess.run(names, {meta.input_name: x[sl], meta.hint_name: hints[sl]}) for sl in batches(len(x), 64)]
+        return {n: np.concatenate([o[i] for o in outs]) for i, n in enumerate(names)}
 
     return meta.categories, samples, run
 
 
 def checkpoint_runner(checkpoint: Path, data: str | Path) -> tuple[list[str], list[Sample], Runner]:
-    """Categories, samples and a runner of a training checkpoint; frozen features are computed once."""
+    """Categories, samples and a runner of a training checkpoint (as its one-network bundle would answer);
+    frozen features are computed once."""
     import torch
 
     from vantage.imaging import IMAGENET_MEAN, IMAGENET_STD
+    from vantage.train.hypotheses import conclude
     from vantage.train.trainer import load_model
 
     model, info = load_model(checkpoint)
@@ -61,10 +66,13 @@ def checkpoint_runner(checkpoint: Path, data: str | Path) -> tuple[list[str], li
     with torch.no_grad():
         feats = [model.features(torch.from_numpy(x[sl])) for sl in batches(len(x), 64)]
 
-    def run(hints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def run(hints: np.ndarray) -> dict[str, np.ndarray]:
         with torch.no_grad():
-            outs = [model.infer(f, torch.from_numpy(hints[sl])) for f, sl in zip(feats, batches(len(x), 64))]
-        return torch.cat([o[0] for o in outs]).numpy(), torch.cat([o[2] for o in outs]).double().numpy()
+            outs = [conclude(model.looks(f, torch.from_numpy(hints[sl]))) for f, sl in zip(feats, batches(len(x), 64))]
+        return {"category_probs": torch.cat([o[0] for o in outs]).numpy(),
+                "rotation": torch.cat([o[2] for o in outs]).double().numpy(),
+                "pose_hypotheses": torch.cat([o[4] for o in outs]).numpy(),
+                "hypothesis_scores": torch.cat([o[5] for o in outs]).numpy()}
 
     return list(cfg.categories), samples, run
 
@@ -77,11 +85,13 @@ def evaluate_runner(categories: list[str], samples: list[Sample], run: Runner,
     n, k = len(samples), len(categories)
     true_idx = np.array([s.category for s in samples])
     true_rot = np.stack([s.rotation for s in samples])
-    probs, rot = run(np.zeros((n, k), np.float32))
+    fused = run(np.zeros((n, k), np.float32))
+    probs, rot = fused["category_probs"], fused["rotation"]
     eye = np.eye(k, dtype=np.float32)
     ranked = np.argsort(-probs, 1)[:, : min(3, k)]
-    head_err = np.stack([geodesic_distance(run(eye[ranked[:, r]])[1], true_rot) for r in range(ranked.shape[1])], 1)
-    oracle_err = geodesic_distance(run(eye[true_idx])[1], true_rot)
+    head_err = np.stack([geodesic_distance(run(eye[ranked[:, r]])["rotation"], true_rot)
+                         for r in range(ranked.shape[1])], 1)
+    oracle_err = geodesic_distance(run(eye[true_idx])["rotation"], true_rot)
     pred_names = [categories[i] for i in ranked[:, 0]]
     true_names = [categories[i] for i in true_idx]
     report = pose_report(rot, true_rot, pred_names, true_names, categories)
@@ -110,6 +120,11 @@ def evaluate_runner(categories: list[str], samples: list[Sample], run: Runner,
     report["misses"] = miss_report(kinds, true_names, categories)
     for row, kind in zip(report["images"], kinds):
         row["miss"] = kind
+    if "pose_hypotheses" in fused:
+        hyp_err = geodesic_distance(axis_angle_to_rotation(fused["pose_hypotheses"]), true_rot[:, None])
+        report["hypotheses"] = hypothesis_report(hyp_err, fused["hypothesis_scores"])
+        for row, e, score in zip(report["images"], hyp_err, fused["hypothesis_scores"]):
+            row["confidence"], row["best2_err"] = float(score[0]), float(e[:2].min())
     del report["errors_deg"]
     add_symmetry(report, samples, rot, true_rot, meshes or {})
     return report

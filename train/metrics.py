@@ -139,6 +139,34 @@ def elevation_report(true_el: np.ndarray, pred_el: np.ndarray, errors_deg: np.nd
     return bands
 
 
+CONFIDENCE_BANDS: tuple[float, ...] = (0.0, 0.3, 0.5, 0.7, 0.9, 1.0)
+
+
+def hypothesis_report(errors_deg: np.ndarray, scores: np.ndarray) -> dict:
+    """What the bundle's ranked pose hypotheses are worth (vantage.train.hypotheses).
+
+    `errors_deg` (N, H): each hypothesis' pose error, hypothesis 0 = the answer;
+    `scores` (N, H): their shares of the pose probability mass. "best_of": MedErr
+    and Acc@π/6 when the best of the first k hypotheses counts (a client that can
+    check k poses, e.g. by rendering or by moving, like Top-k categories in the
+    joint-pose paper's Table 13); "confidence": per band of the answer's score,
+    the views and the share of them within π/6, which says whether the score can
+    be trusted as a confidence; "mean_scores": each rank's mean score.
+    """
+    err, sc = np.asarray(errors_deg, np.float64), np.asarray(scores, np.float64)
+    best_of = []
+    for k in range(1, err.shape[1] + 1):
+        e = err[:, :k].min(1)
+        best_of.append({"k": k, "med_err": float(np.median(e)), "acc_pi6": float(np.mean(e < PI6_DEG))})
+    bands = []
+    edges = CONFIDENCE_BANDS
+    for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
+        sel = (sc[:, 0] >= lo) & ((sc[:, 0] < hi) | (i == len(edges) - 2))  # the last band includes 1
+        if sel.any():
+            bands.append({"from": lo, "to": hi, "count": int(sel.sum()), "hit_rate": float(np.mean(err[sel, 0] < PI6_DEG))})
+    return {"best_of": best_of, "confidence": bands, "mean_scores": [float(v) for v in sc.mean(0)]}
+
+
 def format_table(report: dict) -> str:
     """Plain-text table: one row per category plus the mean and overall rows."""
     head = f"{'category':<12} {'n':>5} {'MedErr°':>8} {'Acc@π/6':>8} {'P<22.5':>7} {'P<45':>6} {'cat-acc':>8}"

@@ -161,6 +161,7 @@ def run_recipe(cfg: RecipeConfig) -> dict:
         "misses": report["misses"],
         "symmetry": report["symmetry"],
         "elevation": report["elevation"],
+        "hypotheses": report["hypotheses"],
         "bundle": str(bundle),
     }
     (out / "recipe.json").write_text(json.dumps(result, indent=1))
@@ -172,4 +173,7 @@ def run_recipe(cfg: RecipeConfig) -> dict:
     miss = report["misses"]["overall"]
     print(f"missed views: {miss['missed']:.3f} = wrong category {miss['wrong_category']:.3f} + half turn "
           f"{miss['half_turn']:.3f} + other {miss['other']:.3f}")
+    best = report["hypotheses"]["best_of"]
+    print("Acc@π/6 when the best of the first k pose hypotheses counts: "
+          + ", ".join(f"k={b['k']} {b['acc_pi6']:.3f}" for b in best))
     return result

@@ -107,8 +107,32 @@ def elevation_section(report: dict, heading: str = "##", with_plot: bool = True)
     return lines + ["\n![elevation](elevation.png)\n"] if with_plot else lines
 
 
+def hypothesis_section(report: dict, heading: str = "##", with_plot: bool = True) -> list[str]:
+    """Markdown lines on the ranked pose hypotheses (`vantage.train.metrics.hypothesis_report`); none without them.
+
+    `with_plot` links confidence.png, which `write_report` draws beside report.md.
+    """
+    hyp = report.get("hypotheses")
+    if not hyp:
+        return []
+    lines = [f"\n{heading} Pose hypotheses\n",
+             "The bundle ranks its answer and alternative poses by their shares of the pose probability mass "
+             "(vantage.train.hypotheses). Best of k: the error of the best of the first k hypotheses, for a "
+             "client that can check k poses.\n",
+             "| | " + " | ".join(f"best of {b['k']}" for b in hyp["best_of"]) + " |",
+             "|---|" + "---|" * len(hyp["best_of"]),
+             "| MedErr (°) | " + " | ".join(f"{b['med_err']:.1f}" for b in hyp["best_of"]) + " |",
+             "| Acc@π/6 | " + " | ".join(f"{b['acc_pi6']:.3f}" for b in hyp["best_of"]) + " |",
+             "| mean score | " + " | ".join(f"{v:.3f}" for v in hyp["mean_scores"]) + " |",
+             "\nThe answer's score as a confidence: the share of views within π/6 per band of score.\n",
+             "| answer's score | images | Acc@π/6 |", "|---|---|---|"]
+    lines += [f"| {b['from']:.1f} to {b['to']:.1f} | {b['count']} | {b['hit_rate']:.3f} |" for b in hyp["confidence"]]
+    return lines + ["\n![confidence](confidence.png)\n"] if with_plot else lines
+
+
 def write_report(report: dict, out: Path) -> None:
-    """report.md and errors_hist.png, error_vs_azimuth.png, elevation.png, confusion.png, misses.png in `out`."""
+    """report.md and errors_hist.png, error_vs_azimuth.png, elevation.png, confusion.png, misses.png,
+    confidence.png (bundles with pose hypotheses) in `out`."""
     md = [
         f"# Evaluation of `{report.get('model', '?')}`",
         f"\nData: `{report.get('data', '?')}`, {report['overall']['count']} images. Pose error Δ(R, R*) "
@@ -121,6 +145,7 @@ def write_report(report: dict, out: Path) -> None:
         *miss_section(report),
         *symmetry_section(report),
         *elevation_section(report),
+        *hypothesis_section(report),
         "\n![errors](errors_hist.png) ![azimuth](error_vs_azimuth.png) ![confusion](confusion.png)\n",
     ]
     (out / "report.md").write_text("\n".join(md))
@@ -187,3 +212,19 @@ def _plots(report: dict, out: Path) -> None:
         ax.set_ylabel("share of images missed"), ax.set_ylim(0, 1), ax.legend(fontsize=7)
         ax.tick_params(axis="x", rotation=90)
         fig.tight_layout(), fig.savefig(out / "misses.png", dpi=90), plt.close(fig)
+
+    if report.get("hypotheses"):
+        hyp = report["hypotheses"]
+        fig, (left, right) = plt.subplots(1, 2, figsize=(7.5, 3.2))
+        ks = [b["k"] for b in hyp["best_of"]]
+        left.bar(ks, [b["acc_pi6"] for b in hyp["best_of"]])
+        left.set_xlabel("best of the first k hypotheses"), left.set_ylabel("Acc@π/6"), left.set_ylim(0, 1)
+        left.set_xticks(ks)
+        bands = hyp["confidence"]
+        mids = [(b["from"] + b["to"]) / 2 for b in bands]
+        right.bar(mids, [b["hit_rate"] for b in bands], width=[b["to"] - b["from"] for b in bands], edgecolor="k")
+        for m, b in zip(mids, bands):
+            right.text(m, b["hit_rate"] + 0.02, str(b["count"]), ha="center", fontsize=7)
+        right.plot([0, 1], [0, 1], "k--", lw=1)
+        right.set_xlabel("answer's score (numbers: images)"), right.set_ylabel("Acc@π/6"), right.set_ylim(0, 1.1)
+        fig.tight_layout(), fig.savefig(out / "confidence.png", dpi=90), plt.close(fig)

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from vantage.train.ablation import RESULTS, SCRATCH, SCRATCH_QUESTION, VARIANTS
-from vantage.train.report import category_table, elevation_section, miss_section, symmetry_section, topk_table
+from vantage.train.report import (category_table, elevation_section, hypothesis_section, miss_section, symmetry_section,
+                                  topk_table)
 
 DOCS = RESULTS.parents[1]
 TRANSFER = ("R_G", "M_G+")  # the transfer rows beside the from-scratch CNN
@@ -204,7 +205,7 @@ def build(results_dir: Path = RESULTS) -> str:
             "a rerun in the same folder reuses the renders and the cached frozen features). "
             "Test: renders of CAD meshes held out from training, over photo-like backgrounds.", "",
             category_table(r), "", topk_table(r), "", *miss_section(r, "###", with_plot=False), *symmetry_section(r, "###"),
-            *elevation_section(r, "###", with_plot=False), "",
+            *elevation_section(r, "###", with_plot=False), *hypothesis_section(r, "###", with_plot=False), "",
         ]
         lines += folds_section(runs)
     if _transfer(results):
