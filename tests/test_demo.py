@@ -87,6 +87,15 @@ def test_annotate_draws_the_wireframe_only_where_it_lies():
     assert not changed.any()
 
 
+def test_the_caption_shows_the_pose_confidence_when_the_bundle_has_one():
+    frame = Frame(0, np.full((120, 200, 3), 90, np.uint8))
+    args = (frame, (50.0, 30.0, 150.0, 100.0), "car", 0.9, viewpoint_to_rotation(30.0, 20.0, 0.0), 5.0)
+    without = annotate(Estimate(*args, note="n"), 10.0, "source")
+    confident = annotate(Estimate(*args, note="n", pose_confidence=0.93), 10.0, "source")
+    changed = np.any(without != confident, axis=2)
+    assert changed[:16].any() and not changed[16:].any(), "only the top caption differs"
+
+
 def test_the_demo_says_why_it_draws_no_wireframe():
     index = vantage_pb2.ViewIndexInfo(views=12, models=1, categories=["car"], wireframes=1)
     assert wireframe_problem(index, None) == wireframe_problem(index, "car") == ""

@@ -69,6 +69,7 @@ class Estimate:
     model_id: str = ""
     wireframe: np.ndarray | None = None
     note: str = ""
+    pose_confidence: float | None = None  # the answer's share of the pose probability mass (newer bundles)
 
 
 def wireframe_problem(index: vantage_pb2.ViewIndexInfo | None, category: str | None) -> str:
@@ -98,7 +99,7 @@ def _estimate(frame: Frame, box: tuple, result: PoseResult, retrieval: vantage_p
     model_id, wire = best_model(retrieval) if retrieval is not None else ("", None)
     note = problem or ("" if wire is not None else f"no wireframe of {model_id or 'any model'}: axes only")
     return Estimate(frame, box, result.category, result.category_scores[result.category], np.array(result.rotation),
-                    (time.perf_counter() - started) * 1000.0, model_id, wire, note)
+                    (time.perf_counter() - started) * 1000.0, model_id, wire, note, result.pose_confidence)
 
 
 def _announce(problem: str) -> str:
@@ -185,7 +186,8 @@ def annotate(est: Estimate, fps: float, box_mode: str) -> np.ndarray:
     if est.frame.rotation is not None:
         img = draw_axes(img, est.frame.rotation, 1, dashed=True, origin=origin, scale_px=scale)
     img = draw_axes(img, est.rotation, 2, origin=origin, scale_px=scale)
-    text = f"{est.category} {est.score:.2f} | {fps:.1f} fps | {est.latency_ms:.1f} ms | box: {box_mode}"
+    pose = "" if est.pose_confidence is None else f" pose {est.pose_confidence:.2f}"
+    text = f"{est.category} {est.score:.2f}{pose} | {fps:.1f} fps | {est.latency_ms:.1f} ms | box: {box_mode}"
     cv2.rectangle(img, (0, 0), (img.shape[1], 16), (0, 0, 0), -1)
     cv2.putText(img, text, (3, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (255, 255, 255), 1, cv2.LINE_AA)
     return label(img, est.note or f"model: {est.model_id}")
