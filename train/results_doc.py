@@ -99,7 +99,9 @@ FOLDS_PLOT = "results/folds.png"  # relative to docs/
 FOLD_COLUMNS = (("MedErr° (all)", "overall", "med_err", "{:.1f}"), ("Acc@π/6 (all)", "overall", "acc_pi6", "{:.3f}"),
                 ("cat-acc (all)", "overall", "cat_acc", "{:.3f}"),
                 ("MedErr° symmetry-reduced", "symmetry", "med_err", "{:.1f}"),
-                ("Acc@π/6 symmetry-reduced", "symmetry", "acc_pi6", "{:.3f}"))
+                ("Acc@π/6 symmetry-reduced", "symmetry", "acc_pi6", "{:.3f}"),
+                ("Acc@π/6 best of 2 hypotheses", "hypotheses", 2, "{:.3f}"),
+                ("Acc@π/6 best of 4 hypotheses", "hypotheses", 4, "{:.3f}"))
 
 
 def recipe_runs() -> list[dict]:
@@ -119,7 +121,9 @@ def _held_out(r: dict) -> list[str]:
     return r.get("held_out") or sorted(r["symmetry"]["angles_deg"])
 
 
-def _column(r: dict, part: str, key: str) -> float:
+def _column(r: dict, part: str, key: str | int) -> float:
+    if part == "hypotheses":  # key: k of best of the first k (vantage.train.metrics.hypothesis_report)
+        return next(b["acc_pi6"] for b in r["hypotheses"]["best_of"] if b["k"] == key)
     return r["symmetry"]["overall"][key] if part == "symmetry" else r[part][key]
 
 
