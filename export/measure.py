@@ -26,10 +26,11 @@ def ort_runner(path: str | Path) -> Runner:
     from vantage.export.onnx_export import ort_session
 
     sess = ort_session(path)
+    have = {o.name for o in sess.get_outputs()}
+    names = [n for n in OUTPUT_NAMES if n in have]  # bundles exported before pose hypotheses lack them
 
     def run(images: np.ndarray, hints: np.ndarray) -> dict[str, np.ndarray]:
-        outs = sess.run(list(OUTPUT_NAMES), {INPUT_NAME: images, INPUT_HINT_NAME: hints})
-        return dict(zip(OUTPUT_NAMES, outs))
+        return dict(zip(names, sess.run(names, {INPUT_NAME: images, INPUT_HINT_NAME: hints})))
 
     return run
 
@@ -60,7 +61,7 @@ def inputs_for(meta: BundleMetadata, renders: RenderSet | None, count: int = 16)
 def run_batched(runner: Runner, images: np.ndarray, hints: np.ndarray, batch: int = 16) -> dict[str, np.ndarray]:
     """Outputs for all images, in batches of at most `batch`."""
     parts = [runner(images[i : i + batch], hints[i : i + batch]) for i in range(0, len(images), batch)]
-    return {name: np.concatenate([p[name] for p in parts]) for name in OUTPUT_NAMES}
+    return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
 
 
 def latency(runner: Runner, images: np.ndarray, hints: np.ndarray, repeats: int = 50, warmup: int = 5) -> dict[str, float]:

@@ -226,10 +226,11 @@ def plan_runner(plan_path: str | Path) -> Runner:
     from vantage.serve.tensorrt_backend import TensorRTBackend
 
     backend = TensorRTBackend(Path(plan_path))
+    names = [n for n in OUTPUT_NAMES if n in backend.outputs]  # plans of bundles from before pose hypotheses
 
     def run(images: np.ndarray, hints: np.ndarray) -> dict[str, np.ndarray]:
-        outs = backend.run(list(OUTPUT_NAMES), {INPUT_NAME: images, INPUT_HINT_NAME: hints})
-        return {name: out.astype(np.float32, copy=False) for name, out in zip(OUTPUT_NAMES, outs)}
+        outs = backend.run(names, {INPUT_NAME: images, INPUT_HINT_NAME: hints})
+        return {name: out.astype(np.float32, copy=False) for name, out in zip(names, outs)}
 
     return run
 

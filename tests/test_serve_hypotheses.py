@@ -141,3 +141,16 @@ def test_metadata_claiming_other_hypotheses_than_the_graph_is_refused(bin_bundle
     (bundle / "vantage.json").write_text(json.dumps(meta))
     with pytest.raises(BundleError, match="output 'pose_hypotheses' has shape"):
         Predictor(bundle)
+
+
+def test_measuring_runs_a_bundle_from_before_hypotheses(bin_bundle, tmp_path):
+    from vantage.bundle import BASE_OUTPUT_NAMES, OUTPUT_NAMES
+    from vantage.export.measure import ort_runner, run_batched
+
+    images = np.random.default_rng(0).normal(size=(5, 3, 64, 64)).astype(np.float32)
+    hints = np.zeros((5, len(CATEGORIES)), np.float32)
+    older = run_batched(ort_runner(_older_bundle(bin_bundle, tmp_path / "o") / "model.onnx"), images, hints, batch=2)
+    newer = run_batched(ort_runner(bin_bundle / "model.onnx"), images, hints, batch=2)
+    assert list(older) == list(BASE_OUTPUT_NAMES) and list(newer) == list(OUTPUT_NAMES)
+    np.testing.assert_array_equal(older["rotation"], newer["rotation"])
+    assert newer["pose_hypotheses"].shape == (5, 4, 3)
