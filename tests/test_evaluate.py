@@ -85,6 +85,8 @@ def test_hypothesis_report_best_of_k_and_confidence_bands():
     assert [(b["from"], b["count"], b["hit_rate"]) for b in rep["confidence"]] == [(0.0, 1, 0.0), (0.5, 1, 0.0),
                                                                                    (0.9, 2, 1.0)]
     assert rep["mean_scores"] == pytest.approx([0.675, 0.1375])
+    per = hypothesis_report(err, scores, ["car", "car", "bus", "bus"], ["car", "bus"])["best_of_2"]["per_category"]
+    assert per["car"]["acc_pi6"] == 1.0 and per["bus"]["acc_pi6"] == 0.5 and per["car"]["med_err"] == pytest.approx(11.0)
 
 
 def test_bundle_and_checkpoint_report_the_same(trained):
@@ -121,6 +123,7 @@ def test_bundle_and_checkpoint_report_the_same(trained):
     assert best[0] == a["overall"]["acc_pi6"] and best == sorted(best) and len(best) == 4
     assert b["hypotheses"]["best_of"][0]["acc_pi6"] == b["overall"]["acc_pi6"]
     assert sum(c["count"] for c in a["hypotheses"]["confidence"]) == 9 and "## Pose hypotheses" in md
+    assert a["hypotheses"]["best_of_2"]["overall"]["acc_pi6"] == a["hypotheses"]["best_of"][1]["acc_pi6"]
     # degrees: the answer's axis-angle and rotation outputs measure the same pose to float32's arccos resolution
     assert all(0 <= float(r["confidence"]) <= 1 + 1e-5 and float(r["best2_err"]) <= float(r["pose_err"]) + 0.1
                for r in rows)

@@ -122,7 +122,7 @@ def evaluate_runner(categories: list[str], samples: list[Sample], run: Runner,
         row["miss"] = kind
     if "pose_hypotheses" in fused:
         hyp_err = geodesic_distance(axis_angle_to_rotation(fused["pose_hypotheses"]), true_rot[:, None])
-        report["hypotheses"] = hypothesis_report(hyp_err, fused["hypothesis_scores"])
+        report["hypotheses"] = hypothesis_report(hyp_err, fused["hypothesis_scores"], true_names, categories)
         for row, e, score in zip(report["images"], hyp_err, fused["hypothesis_scores"]):
             row["confidence"], row["best2_err"] = float(score[0]), float(e[:2].min())
     del report["errors_deg"]

@@ -142,7 +142,8 @@ def elevation_report(true_el: np.ndarray, pred_el: np.ndarray, errors_deg: np.nd
 CONFIDENCE_BANDS: tuple[float, ...] = (0.0, 0.3, 0.5, 0.7, 0.9, 1.0)
 
 
-def hypothesis_report(errors_deg: np.ndarray, scores: np.ndarray) -> dict:
+def hypothesis_report(errors_deg: np.ndarray, scores: np.ndarray, true_cat: Sequence[str] | None = None,
+                      categories: Sequence[str] | None = None) -> dict:
     """What the bundle's ranked pose hypotheses are worth (vantage.train.hypotheses).
 
     `errors_deg` (N, H): each hypothesis' pose error, hypothesis 0 = the answer;
@@ -151,7 +152,10 @@ def hypothesis_report(errors_deg: np.ndarray, scores: np.ndarray) -> dict:
     check k poses, e.g. by rendering or by moving, like Top-k categories in the
     joint-pose paper's Table 13); "confidence": per band of the answer's score,
     the views and the share of them within π/6, which says whether the score can
-    be trusted as a confidence; "mean_scores": each rank's mean score.
+    be trusted as a confidence; "mean_scores": each rank's mean score; with the
+    images' true categories, "best_of_2": MedErr and Acc@π/6 of the better of the
+    first two per category (which categories a second guess rescues: front/back
+    look-alikes and symmetric objects).
     """
     err, sc = np.asarray(errors_deg, np.float64), np.asarray(scores, np.float64)
     best_of = []
@@ -164,7 +168,11 @@ def hypothesis_report(errors_deg: np.ndarray, scores: np.ndarray) -> dict:
         sel = (sc[:, 0] >= lo) & ((sc[:, 0] < hi) | (i == len(edges) - 2))  # the last band includes 1
         if sel.any():
             bands.append({"from": lo, "to": hi, "count": int(sel.sum()), "hit_rate": float(np.mean(err[sel, 0] < PI6_DEG))})
-    return {"best_of": best_of, "confidence": bands, "mean_scores": [float(v) for v in sc.mean(0)]}
+    report = {"best_of": best_of, "confidence": bands, "mean_scores": [float(v) for v in sc.mean(0)]}
+    if true_cat is not None and categories is not None and err.shape[1] > 1:
+        best2 = err[:, :2].min(1)
+        report["best_of_2"] = by_category(true_cat, categories, lambda sel: summarise(best2[sel]))
+    return report
 
 
 def format_table(report: dict) -> str:

@@ -127,6 +127,9 @@ def hypothesis_section(report: dict, heading: str = "##", with_plot: bool = True
              "\nThe answer's score as a confidence: the share of views within π/6 per band of score.\n",
              "| answer's score | images | Acc@π/6 |", "|---|---|---|"]
     lines += [f"| {b['from']:.1f} to {b['to']:.1f} | {b['count']} | {b['hit_rate']:.3f} |" for b in hyp["confidence"]]
+    if "best_of_2" in hyp:
+        lines += ["\nThe better of the first two hypotheses per category (compare the answer's table above):\n",
+                  category_table(hyp["best_of_2"], METRICS[:2])]
     return lines + ["\n![confidence](confidence.png)\n"] if with_plot else lines
 
 
