@@ -85,8 +85,8 @@ def test_flip_averaged_ensemble_weighs_every_look(bin_members):
     model = FlipAveraged(PoseEnsemble(bin_members))
     with torch.no_grad():
         _, y, _, _, hyps, scores = model(x, hint)
-        plain = [net.hypotheses(x, hint) for net in bin_members]
-        mirrored = [net.hypotheses(x.flip(-1), hint) for net in bin_members]
+        plain = [net.looks_at(x, hint) for net in bin_members]
+        mirrored = [net.looks_at(x.flip(-1), hint) for net in bin_members]
     cands = torch.cat([lk.candidates[0] for lk in plain] + [mirror_axis_angle(lk.candidates[0]) for lk in mirrored], 1)
     weights = torch.cat([lk.weights[0] for lk in plain + mirrored], 1)
     want, want_scores = pose_modes(y, cands, weights, hyps.shape[1], AGREE)

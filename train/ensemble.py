@@ -9,7 +9,7 @@ averaging 15.2° vs 15.7°). The
 category probabilities are averaged; the poses are averaged on SO(3) over the
 largest group that agrees within `agree_deg` (`voting_mean`), so two members that
 confuse front and back do not meet halfway. Under flip averaging the vote runs over
-every member's plain and mirrored answer at once (`hypotheses`), so the others can
+every member's plain and mirrored answer at once (`looks_at`), so the others can
 outvote member 0's plain answer, which a mean anchored on it, nested per crop, never
 let them do (figures in vantage.train.test_time).
 
@@ -72,7 +72,7 @@ class PoseEnsemble(nn.Module):
         self.ensemble_size = len(members)
         self.agree_deg = agree_deg
 
-    def hypotheses(self, image: torch.Tensor, category_hint: torch.Tensor) -> Looks:
+    def looks_at(self, image: torch.Tensor, category_hint: torch.Tensor) -> Looks:
         """Every member's look from one backbone pass: mean category probabilities, member 0's embedding."""
         feats = self.features(image)
         looks = [member(feats, category_hint) for member in self.members]
@@ -81,7 +81,7 @@ class PoseEnsemble(nn.Module):
                      looks[0].embedding)
 
     def forward(self, image: torch.Tensor, category_hint: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return conclude(self.hypotheses(image, category_hint), self.agree_deg)
+        return conclude(self.looks_at(image, category_hint), self.agree_deg)
 
 
 def exported_model(checkpoints: Sequence[str | Path], test_time: str = "none") -> tuple[nn.Module, dict]:

@@ -180,9 +180,9 @@ class JointPoseNet(nn.Module):
         hypothesis_scores) (vantage.train.hypotheses.conclude); `category_hint` is
         (N,K): zeros = unknown category, one-hot = known.
         """
-        return conclude(self.hypotheses(image, category_hint))
+        return conclude(self.looks_at(image, category_hint))
 
-    def hypotheses(self, image: torch.Tensor, category_hint: torch.Tensor) -> Looks:
+    def looks_at(self, image: torch.Tensor, category_hint: torch.Tensor) -> Looks:
         """This network's one look at the crops, in the form that test-time fusion
         (vantage.train.test_time) votes over, as it does over an ensemble's members."""
         return self.looks(self.features(image), category_hint)

@@ -3,11 +3,13 @@
 Every Vantage category is left-right symmetric (POSE.md's object frame mirrors
 x ↦ −x), so the horizontally mirrored crop is a second look at the same object
 whose pose maps back by R ↦ F·R·F. The poses of both crops (of each ensemble
-member: the network's `hypotheses`) are averaged on SO(3) over the largest group
+member: the network's `looks_at`) are averaged on SO(3) over the largest group
 that agrees within `agree_deg` (`voting_mean`; on a tie, the group of the plain crop
 of member 0), because the midpoint of a front and a back view matches neither
 (MEASURED.md's 2-NN finding). Category probabilities are averaged; the retrieval
-embedding stays the plain crop's, the same descriptor the view index holds.
+embedding stays the plain crop's, the same descriptor the view index holds. Each
+look's weighed poses (mirrored back the same way) are pooled into the graph's ranked
+pose hypotheses (vantage.train.hypotheses).
 
 Measured on the 192² reference recipe's 360 held-out CAD renders (docs/results/):
 MedErr 17.2° → 15.2° with a 45° agreement threshold (30°: 15.3°, 90°: 15.8°,
@@ -50,7 +52,7 @@ class FlipAveraged(nn.Module):
         self.agree_deg = agree_deg
 
     def forward(self, image: torch.Tensor, category_hint: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        both = self.net.hypotheses(torch.cat([image, image.flip(-1)]), torch.cat([category_hint, category_hint]))
+        both = self.net.looks_at(torch.cat([image, image.flip(-1)]), torch.cat([category_hint, category_hint]))
 
         def halves(parts: list[torch.Tensor], mirror: bool = False) -> list[torch.Tensor]:
             split = [t.reshape(2, -1, *t.shape[1:]).unbind(0) for t in parts]
