@@ -198,7 +198,7 @@ def _predict(args: argparse.Namespace) -> int:
             for alt in r.get("alternatives", []):
                 a = alt["viewpoint"]
                 print(f"    or azimuth {a['azimuth']:.1f}°  elevation {a['elevation']:.1f}°  theta {a['theta']:.1f}°"
-                      f"  ({alt['score']:.2f})")
+                      f"  (score {alt['score']:.3f})")
     return 1 if any("error" in r for r in results) else 0
 
 
