@@ -154,3 +154,13 @@ def test_measuring_runs_a_bundle_from_before_hypotheses(bin_bundle, tmp_path):
     assert list(older) == list(BASE_OUTPUT_NAMES) and list(newer) == list(OUTPUT_NAMES)
     np.testing.assert_array_equal(older["rotation"], newer["rotation"])
     assert newer["pose_hypotheses"].shape == (5, 4, 3)
+
+
+def test_cli_predict_prints_the_confidence_and_the_alternatives(bin_bundle, images, tmp_path, capsys):
+    from vantage.cli import main
+
+    path = _write(tmp_path, images[1])
+    assert main(["predict", str(path), "--model", str(bin_bundle), "--alternatives", "2"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert "pose confidence" in lines[0] and 1 <= len(lines) - 1 <= 2
+    assert all(line.lstrip().startswith("or azimuth") and "(score 0." in line for line in lines[1:])
