@@ -163,4 +163,4 @@ def test_cli_predict_prints_the_confidence_and_the_alternatives(bin_bundle, imag
     assert main(["predict", str(path), "--model", str(bin_bundle), "--alternatives", "2"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert "pose confidence" in lines[0] and 1 <= len(lines) - 1 <= 2
-    assert all(line.lstrip().startswith("or azimuth") and "(score 0." in line for line in lines[1:])
+    assert all(line.lstrip().startswith("or azimuth") and "(score " in line for line in lines[1:])
