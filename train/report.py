@@ -73,6 +73,11 @@ MISS_ROWS = (
 )
 
 
+def _linked(lines: list[str], plot: str, with_plot: bool) -> list[str]:
+    """A report section's lines, followed by a link to its `<plot>.png` (drawn beside report.md) when asked."""
+    return lines + [f"\n![{plot}]({plot}.png)\n"] if with_plot else lines
+
+
 def miss_section(report: dict, heading: str = "##", with_plot: bool = True) -> list[str]:
     """Markdown lines on why views are missed (`vantage.train.metrics.miss_kinds`); none without it.
 
@@ -87,7 +92,7 @@ def miss_section(report: dict, heading: str = "##", with_plot: bool = True) -> l
         "about the up axis (front/back confusion); else other.\n",
         category_table(report["misses"], MISS_ROWS),
     ]
-    return lines + ["\n![misses](misses.png)\n"] if with_plot else lines
+    return _linked(lines, "misses", with_plot)
 
 
 def elevation_section(report: dict, heading: str = "##", with_plot: bool = True) -> list[str]:
@@ -104,7 +109,7 @@ def elevation_section(report: dict, heading: str = "##", with_plot: bool = True)
              "| true elevation | images | hits | elevation bias (°) | MedErr (°) |", "|---|---|---|---|---|"]
     lines += [f"| {b['from']:.0f}° to {b['to']:.0f}° | {b['count']} | {b['hits']} | {b['bias']:+.1f} | {b['med_err']:.1f} |"
               for b in bands]
-    return lines + ["\n![elevation](elevation.png)\n"] if with_plot else lines
+    return _linked(lines, "elevation", with_plot)
 
 
 def hypothesis_section(report: dict, heading: str = "##", with_plot: bool = True) -> list[str]:
@@ -130,7 +135,7 @@ def hypothesis_section(report: dict, heading: str = "##", with_plot: bool = True
     if "best_of_2" in hyp:
         lines += ["\nThe better of the first two hypotheses per category (compare the answer's table above):\n",
                   category_table(hyp["best_of_2"], METRICS[:2])]
-    return lines + ["\n![confidence](confidence.png)\n"] if with_plot else lines
+    return _linked(lines, "confidence", with_plot)
 
 
 def write_report(report: dict, out: Path) -> None:
