@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from vantage.bundle import HYPOTHESIS_OUTPUT_NAMES, METADATA_FILE, load_metadata
+from vantage.bundle import HYPOTHESIS_OUTPUT_NAMES, METADATA_FILE, OUTPUT_NAMES, load_metadata
 from vantage.geometry import axis_angle_to_rotation, geodesic_distance, rotation_to_viewpoint
 from vantage.train.data import Sample, batches, normalised_crops, read_samples
 from vantage.train.meshes import MeshError, ModelSpec, builtin_spec, scan_repository
@@ -69,10 +69,7 @@ def checkpoint_runner(checkpoint: Path, data: str | Path) -> tuple[list[str], li
     def run(hints: np.ndarray) -> dict[str, np.ndarray]:
         with torch.no_grad():
             outs = [conclude(model.looks(f, torch.from_numpy(hints[sl]))) for f, sl in zip(feats, batches(len(x), 64))]
-        return {"category_probs": torch.cat([o[0] for o in outs]).numpy(),
-                "rotation": torch.cat([o[2] for o in outs]).double().numpy(),
-                "pose_hypotheses": torch.cat([o[4] for o in outs]).numpy(),
-                "hypothesis_scores": torch.cat([o[5] for o in outs]).numpy()}
+        return {n: torch.cat([o[i] for o in outs]).numpy() for i, n in enumerate(OUTPUT_NAMES) if n in EVAL_OUTPUTS}
 
     return list(cfg.categories), samples, run
 
