@@ -158,12 +158,12 @@ def export_bundle(
         test_time=getattr(model, "test_time", "none"),
         ensemble_size=getattr(model, "ensemble_size", 1),
     )
-    with torch.no_grad():
-        dummy = (torch.zeros(1, 3, cfg.input_size, cfg.input_size), torch.zeros(1, len(cfg.categories)))
-        meta.pose_hypotheses = int(model.eval()(*dummy)[4].shape[1])
     meta.output_names = list(OUTPUT_NAMES)
     exported = onnx.load_from_string(to_onnx_bytes(model))
     proto = simplify(exported)
+    # H as the graph has it: the hypotheses' axis is static (only the batch axis is dynamic)
+    hyp = next(o for o in proto.graph.output if o.name == "pose_hypotheses")
+    meta.pose_hypotheses = int(hyp.type.tensor_type.shape.dim[1].dim_value)
     check_ops(proto, f"the graph of {type(model).__name__}")
     del proto.metadata_props[:]
     entry = proto.metadata_props.add()
