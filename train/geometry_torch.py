@@ -160,7 +160,8 @@ def pose_modes(answer: torch.Tensor, candidates: torch.Tensor, weights: torch.Te
     a candidate already claimed: padding). Why: a front and a back view, or a symmetric
     object's turns, are modes of one bin distribution; the vote picks one, the
     others are what a client should try next, and hypothesis 0's score is a
-    calibrated confidence (vantage.train.evaluate's confidence bands). Selection is
+    confidence that ranks views (overconfident on unseen meshes: the confidence
+    bands of vantage.train.evaluate). Selection is
     a comparison one-hot (no ArgMax), as elsewhere in the bundle graph.
     Returns (axis-angle (N, count, 3), scores (N, count)).
     """
