@@ -21,6 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from vantage.bundle import BundleError, BundleMetadata, load_metadata
+from vantage.calibration import ConfidenceCalibration
 from vantage.categories import CATEGORIES
 from vantage.geometry import axis_angle_to_rotation, rotation_to_quaternion, rotation_to_viewpoint
 from vantage.imaging import DEFAULT_MAX_PIXELS, ImageError, crop_square, decode_image, image_size_from_header, normalise
@@ -69,6 +70,7 @@ class Predictor:
         meta = self.metadata
         self._check_metadata(meta)
         self.categories: tuple[str, ...] = tuple(meta.categories)
+        self.calibration: ConfidenceCalibration | None = meta.calibration()  # None: raw hypothesis scores
         self.input_size = int(meta.input_size)
         self.model_path = self.bundle_dir / meta.onnx_file
         self.engine: Backend = create_backend(backend, self.bundle_dir, meta, intra_op_threads, max_batch_size)
@@ -169,7 +171,8 @@ class Predictor:
         }
         probs, axis_angle, rotation, embedding, *hypotheses = self.engine.run(self._output_names, feeds)
         t1 = time.perf_counter()
-        confidence, alternatives = self._hypotheses(*hypotheses) if hypotheses else ([None] * len(prepared), None)
+        confidence, alternatives = (self._hypotheses(*hypotheses, self.calibration) if hypotheses
+                                    else ([None] * len(prepared), None))
         inference_ms = (t1 - t0) * 1e3
         rot64 = np.asarray(rotation, np.float64)
         quats = rotation_to_quaternion(rot64)
@@ -204,8 +207,12 @@ class Predictor:
         return results
 
     @staticmethod
-    def _hypotheses(poses: np.ndarray, scores: np.ndarray) -> tuple[list[float], list[list[Hypothesis]]]:
-        """The answers' scores and, per item, the alternatives with probability mass (ranks 1..H-1)."""
+    def _hypotheses(poses: np.ndarray, scores: np.ndarray, calibration: ConfidenceCalibration | None
+                    ) -> tuple[list[float], list[list[Hypothesis]]]:
+        """The answers' scores and, per item, the alternatives with probability mass (ranks 1..H-1);
+        calibrated into probabilities where the bundle carries a calibration."""
+        if calibration is not None:
+            scores = calibration.apply(scores)
         rot = axis_angle_to_rotation(np.asarray(poses[:, 1:], np.float64))
         quats = rotation_to_quaternion(rot)
         az, el, th = rotation_to_viewpoint(rot)

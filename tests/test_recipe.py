@@ -67,6 +67,11 @@ def test_recipe_holds_models_out_and_measures_the_exported_bundle(tmp_path: Path
     assert sum(band["count"] for band in result["elevation"]) == result["overall"]["count"]
     best = result["hypotheses"]["best_of"]
     assert best[0]["acc_pi6"] == result["overall"]["acc_pi6"] and best[-1]["acc_pi6"] >= best[0]["acc_pi6"]
+    # the bundle's pose confidence is calibrated with the recipe's cross-fold map, and evaluated as such
+    answer, alternatives = cfg.confidence_calibration
+    assert bundle["confidence_calibration"]["answer"] == list(answer)
+    assert bundle["confidence_calibration"]["alternatives"] == list(alternatives)
+    assert result["hypotheses"]["calibration"] == bundle["confidence_calibration"]
 
 
 def test_recipe_refuses_a_bad_input_size_or_member_count_before_rendering(tmp_path: Path) -> None:

@@ -60,7 +60,7 @@ def _rotations(alternatives) -> np.ndarray:
 
 
 def test_server_sends_the_confidence_and_as_many_alternatives_as_asked(served, bin_bundle, images):
-    assert served.model_info().pose_hypotheses == 4
+    assert served.model_info().pose_hypotheses == 4 and served.model_info().confidence_within_deg == 0, "raw scores"
     local = Predictor(bin_bundle)
     for image in images:
         none = served.estimate(image)

@@ -33,11 +33,16 @@ Runner = Callable[[np.ndarray], dict[str, np.ndarray]]
 EVAL_OUTPUTS = ("category_probs", "rotation", *HYPOTHESIS_OUTPUT_NAMES)
 
 
-def bundle_runner(bundle: Path, data: str | Path) -> tuple[list[str], list[Sample], Runner]:
-    """Categories, samples and a runner of an exported bundle (ONNX Runtime, CPU)."""
+def bundle_runner(bundle: Path, data: str | Path, calibrated: bool = True) -> tuple[list[str], list[Sample], Runner]:
+    """Categories, samples and a runner of an exported bundle (ONNX Runtime, CPU).
+
+    `calibrated`: hypothesis scores through the bundle's confidence calibration, as the server
+    reports them; False gives the graph's raw scores (what `vantage calibrate` fits).
+    """
     from vantage.export.onnx_export import ort_session
 
     meta = load_metadata(bundle)
+    calibration = meta.calibration() if calibrated else None
     samples = read_samples(data, meta.categories)
     x = normalised_crops(samples, meta.input_size, meta.crop_margin, meta.mean, meta.std)
     sess = ort_session(bundle / meta.onnx_file)
@@ -45,7 +50,10 @@ def bundle_runner(bundle: Path, data: str | Path) -> tuple[list[str], list[Sampl
 
     def run(hints: np.ndarray) -> dict[str, np.ndarray]:
         outs = [sess.run(names, {meta.input_name: x[sl], meta.hint_name: hints[sl]}) for sl in batches(len(x), 64)]
-        return {n: np.concatenate([o[i] for o in outs]) for i, n in enumerate(names)}
+        fused = {n: np.concatenate([o[i] for o in outs]) for i, n in enumerate(names)}
+        if calibration is not None and "hypothesis_scores" in fused:
+            fused["hypothesis_scores"] = calibration.apply(fused["hypothesis_scores"])
+        return fused
 
     return meta.categories, samples, run
 
@@ -177,6 +185,8 @@ def evaluate(model: str | Path, data: str | Path, out: str | Path | None = None,
         raise FileNotFoundError(f"{model} is neither a bundle folder nor a checkpoint file")
     report = evaluate_runner(*make(model, data), meshes=meshes)
     report["model"], report["data"] = str(model), str(data)
+    if "hypotheses" in report and make is bundle_runner:  # which scores the confidence figures are of
+        report["hypotheses"]["calibration"] = load_metadata(model).confidence_calibration
     if out is not None:
         write_outputs(report, Path(out))
     return report

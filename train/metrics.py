@@ -13,9 +13,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from vantage.calibration import PI6_DEG, calibration_error  # PI6_DEG: a view is a hit below it (Acc@π/6)
 from vantage.geometry import geodesic_distance, rotation_to_camera_position, vector_angle
-
-PI6_DEG = 30.0  # π/6 in degrees: a view is a hit below it (Acc@π/6)
 
 
 def summarise(
@@ -147,7 +146,7 @@ def hypothesis_report(errors_deg: np.ndarray, scores: np.ndarray, true_cat: Sequ
     """What the bundle's ranked pose hypotheses are worth (vantage.train.hypotheses).
 
     `errors_deg` (N, H): each hypothesis' pose error, hypothesis 0 = the answer;
-    `scores` (N, H): their shares of the pose probability mass. "best_of": MedErr
+    `scores` (N, H): their shares of the pose probability mass, or calibrated probabilities. "best_of": MedErr
     and Acc@π/6 when the best of the first k hypotheses counts (a client that can
     check k poses, e.g. by rendering or by moving, like Top-k categories in the
     joint-pose paper's Table 13); "confidence": per band of the answer's score,
@@ -155,7 +154,9 @@ def hypothesis_report(errors_deg: np.ndarray, scores: np.ndarray, true_cat: Sequ
     be trusted as a confidence; "mean_scores": each rank's mean score; with the
     images' true categories, "best_of_2": MedErr and Acc@π/6 of the better of the
     first two per category (which categories a second guess rescues: front/back
-    look-alikes and symmetric objects).
+    look-alikes and symmetric objects). "ece" / "ece_all": expected calibration error
+    (vantage.calibration) of the answers' / of every shown hypothesis' score as the
+    probability of lying within π/6 (0 = the score is the hit rate).
     """
     err, sc = np.asarray(errors_deg, np.float64), np.asarray(scores, np.float64)
     best_of = []
@@ -168,7 +169,9 @@ def hypothesis_report(errors_deg: np.ndarray, scores: np.ndarray, true_cat: Sequ
         sel = (sc[:, 0] >= lo) & ((sc[:, 0] < hi) | (i == len(edges) - 2))  # the last band includes 1
         if sel.any():
             bands.append({"from": lo, "to": hi, "count": int(sel.sum()), "hit_rate": float(np.mean(err[sel, 0] < PI6_DEG))})
-    report = {"best_of": best_of, "confidence": bands, "mean_scores": [float(v) for v in sc.mean(0)]}
+    hit = err < PI6_DEG
+    report = {"best_of": best_of, "confidence": bands, "mean_scores": [float(v) for v in sc.mean(0)],
+              "ece": calibration_error(sc[:, 0], hit[:, 0]), "ece_all": calibration_error(sc[sc > 0], hit[sc > 0])}
     if true_cat is not None and categories is not None and err.shape[1] > 1:
         best2 = err[:, :2].min(1)
         report["best_of_2"] = by_category(true_cat, categories, lambda sel: summarise(best2[sel]))

@@ -132,6 +132,12 @@ def hypothesis_section(report: dict, heading: str = "##", with_plot: bool = True
              "\nThe answer's score as a confidence: the share of views within π/6 per band of score.\n",
              "| answer's score | images | Acc@π/6 |", "|---|---|---|"]
     lines += [f"| {b['from']:.1f} to {b['to']:.1f} | {b['count']} | {b['hit_rate']:.3f} |" for b in hyp["confidence"]]
+    if "ece" in hyp:
+        cal = hyp.get("calibration")
+        kind = (f"calibrated scores (vantage.calibration; {cal['views']} views: {cal['source']})" if cal
+                else "raw shares of probability mass (no calibration in the bundle)")
+        lines.append(f"\nExpected calibration error, the score read as P(error < π/6), 0 = the score is the hit "
+                     f"rate: answers {hyp['ece']:.3f}, every shown hypothesis {hyp['ece_all']:.3f}; {kind}.")
     if "best_of_2" in hyp:
         lines += ["\nThe better of the first two hypotheses per category (compare the answer's table above):\n",
                   category_table(hyp["best_of_2"], METRICS[:2])]

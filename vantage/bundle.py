@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vantage.calibration import CalibrationError, ConfidenceCalibration
 from vantage.imaging import IMAGENET_MEAN, IMAGENET_STD
 
 FORMAT = "vantage-bundle"
@@ -55,6 +56,9 @@ class BundleMetadata:
     ensemble_size: int = 1
     # H of the pose_hypotheses / hypothesis_scores outputs; 0: a bundle exported before they existed.
     pose_hypotheses: int = 0
+    # ConfidenceCalibration.to_dict() of the hypothesis scores (`vantage calibrate`); empty: the
+    # server reports the raw shares of probability mass.
+    confidence_calibration: dict[str, Any] = field(default_factory=dict)
     # Accepted alternative graphs of the same model (int8/fp16 ONNX, TensorRT plans):
     # name → {"file", "runtime", "precision", measured accuracy/latency or agreement}.
     variants: dict[str, Any] = field(default_factory=dict)
@@ -79,6 +83,10 @@ class BundleMetadata:
             shapes.update({"pose_hypotheses": [h, 3], "hypothesis_scores": [h]})
         return shapes
 
+    def calibration(self) -> ConfidenceCalibration | None:
+        """The calibration of the hypothesis scores, or None when the bundle reports raw scores."""
+        return ConfidenceCalibration.from_dict(self.confidence_calibration) if self.confidence_calibration else None
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
 
@@ -91,7 +99,14 @@ class BundleMetadata:
                 f"bundle format version {data['format_version']} is newer than this Vantage reads ({FORMAT_VERSION})"
             )
         known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in data.items() if k in known})
+        meta = cls(**{k: v for k, v in data.items() if k in known})
+        try:
+            meta.calibration()
+        except (CalibrationError, TypeError) as exc:
+            raise BundleError(f"bad confidence_calibration {meta.confidence_calibration!r}: {exc}") from None
+        if meta.confidence_calibration and not meta.pose_hypotheses:
+            raise BundleError("confidence_calibration given for a bundle without pose hypotheses (nothing to calibrate)")
+        return meta
 
 
 def save_metadata(bundle_dir: str | Path, meta: BundleMetadata) -> Path:

@@ -244,6 +244,25 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _calibrate(args: argparse.Namespace) -> int:
+    from vantage.train.calibrate import calibrate
+
+    if len(args.model) != len(args.data):
+        raise SystemExit(f"give one --data per --model (got {len(args.model)} --model, {len(args.data)} --data)")
+    report = calibrate(list(zip(args.model, args.data)), args.into or (), args.within, args.out)
+    cal = report["calibration"]
+    for name in ("answer", "alternatives"):
+        slope, bias = cal[name]
+        print(f"{name}: P(within {cal['within_deg']:g}°) = σ({slope:.3f} · logit(score) {bias:+.3f})")
+    print(f"fitted on {cal['views']} views")
+    for name, key in (("answers", "ece_answer"), ("all shown hypotheses", "ece_all")):
+        print(f"expected calibration error of {name} on those views: raw {report[key]['raw']:.3f} → "
+              f"{report[key]['calibrated']:.3f}")
+    print("wrote the calibration into " + ", ".join(report["into"])
+          + (f"; {args.out}/reliability.png" if args.out else ""))
+    return 0
+
+
 def _recipe(args: argparse.Namespace) -> int:
     from vantage.train.recipe import RecipeConfig, run_recipe
 
@@ -392,6 +411,16 @@ def build_parser() -> argparse.ArgumentParser:
                                     "predates recorded symmetries: adds the error reduced by each mesh's own "
                                     "symmetries (newer renders and built-in models need no mesh)")
     v.set_defaults(func=_eval)
+
+    cb = sub.add_parser("calibrate", help="fit a bundle's pose confidence to labelled views it never trained on")
+    cb.add_argument("--model", action="append", required=True, help="bundle folder (repeat, paired with --data)")
+    cb.add_argument("--data", action="append", required=True,
+                   help="labelled views the bundle did not train on (manifest.jsonl; repeat, one per --model)")
+    cb.add_argument("--into", action="append", help="bundle to write the calibration into (repeat; default: every "
+                                                   "--model): cross-fit from other folds' bundles and views")
+    cb.add_argument("--within", type=float, default=30.0, help="degrees: the confidence is P(error < this)")
+    cb.add_argument("--out", help="folder for reliability.png")
+    cb.set_defaults(func=_calibrate)
 
     c = sub.add_parser("recipe", help="train, export and evaluate a reference model on a mesh repository")
     c.add_argument("name", choices=("reference",))

@@ -141,7 +141,7 @@ class GetModelInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "model_version", "categories", "input_size", "fusion", "backend", "metadata_json", "server_version", "bundle_version", "pose_hypotheses", "view_index")
+    __slots__ = ("name", "model_version", "categories", "input_size", "fusion", "backend", "metadata_json", "server_version", "bundle_version", "pose_hypotheses", "confidence_within_deg", "view_index")
     NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     CATEGORIES_FIELD_NUMBER: _ClassVar[int]
@@ -152,6 +152,7 @@ class ModelInfo(_message.Message):
     SERVER_VERSION_FIELD_NUMBER: _ClassVar[int]
     BUNDLE_VERSION_FIELD_NUMBER: _ClassVar[int]
     POSE_HYPOTHESES_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_WITHIN_DEG_FIELD_NUMBER: _ClassVar[int]
     VIEW_INDEX_FIELD_NUMBER: _ClassVar[int]
     name: str
     model_version: str
@@ -163,8 +164,9 @@ class ModelInfo(_message.Message):
     server_version: str
     bundle_version: str
     pose_hypotheses: int
+    confidence_within_deg: float
     view_index: ViewIndexInfo
-    def __init__(self, name: _Optional[str] = ..., model_version: _Optional[str] = ..., categories: _Optional[_Iterable[str]] = ..., input_size: _Optional[int] = ..., fusion: _Optional[str] = ..., backend: _Optional[str] = ..., metadata_json: _Optional[str] = ..., server_version: _Optional[str] = ..., bundle_version: _Optional[str] = ..., pose_hypotheses: _Optional[int] = ..., view_index: _Optional[_Union[ViewIndexInfo, _Mapping]] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., model_version: _Optional[str] = ..., categories: _Optional[_Iterable[str]] = ..., input_size: _Optional[int] = ..., fusion: _Optional[str] = ..., backend: _Optional[str] = ..., metadata_json: _Optional[str] = ..., server_version: _Optional[str] = ..., bundle_version: _Optional[str] = ..., pose_hypotheses: _Optional[int] = ..., confidence_within_deg: _Optional[float] = ..., view_index: _Optional[_Union[ViewIndexInfo, _Mapping]] = ...) -> None: ...
 
 class ReloadRequest(_message.Message):
     __slots__ = ("version",)
