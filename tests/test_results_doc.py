@@ -56,3 +56,18 @@ def test_results_md_is_built_from_the_stored_folds() -> None:
 def test_folds_plot_is_a_png(tmp_path: Path) -> None:
     plot_folds(_runs(), tmp_path / "folds.png")
     assert (tmp_path / "folds.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (tmp_path / "folds.png").stat().st_size > 5000
+
+
+def test_calibration_section_compares_the_raw_and_calibrated_confidence_of_the_same_bundle() -> None:
+    from vantage.train.results_doc import calibration_section
+
+    reference = json.loads((DOCS / "results" / "reference.json").read_text())
+    text = "\n".join(calibration_section(reference))
+    raw, cal = reference["hypotheses_uncalibrated"], reference["hypotheses"]
+    assert f"answers {raw['ece']:.3f} raw → {cal['ece']:.3f} calibrated" in text
+    for before, after in zip(raw["confidence"], cal["confidence"]):
+        assert f"| {before['count']} | {before['hit_rate']:.3f} | {after['count']} | {after['hit_rate']:.3f} |" in text
+    assert sum(int(line.split(" | ")[3]) for line in text.splitlines() if line.startswith("| 0.")) == 360
+    uncalibrated = copy.deepcopy(reference)
+    uncalibrated["hypotheses"]["calibration"] = {}
+    assert calibration_section(uncalibrated) == [], "no calibration, nothing to compare"
