@@ -5,7 +5,8 @@ The views must be ones the model never trained on, ideally from the domain it wi
 fitted on training views the map would inherit the overconfidence it is meant to remove.
 Cross-fitting is supported: fit on (bundle, views) pairs of other folds of a recipe and
 write into a bundle that saw neither (`--into`), so the bundle's own held-out views stay a
-clean test of the calibration.
+clean test of the calibration. Only `vantage.json` changes: model.onnx stays byte for byte as
+exported (its sha256 ties view indexes to it; its metadata_props keep the export-time snapshot).
 """
 
 from __future__ import annotations
