@@ -118,11 +118,13 @@ def test_calibrate_cross_fits_into_another_bundle_and_eval_reports_its_scores(la
     _, bundle, views = labelled
     target = tmp_path / "target"
     shutil.copytree(bundle, target)
+    graph = (target / "model.onnx").read_bytes()
     raw_scores, errors = raw_hypotheses(bundle, views)
     assert raw_scores.shape == errors.shape == (30, 4)
     report = calibrate([(bundle, views)], into=[target], within_deg=45.0, out=tmp_path / "plots")
     assert report["into"] == [str(target)] and (tmp_path / "plots" / "reliability.png").stat().st_size > 2000
     assert load_metadata(bundle).calibration() is None, "only --into bundles are written"
+    assert (target / "model.onnx").read_bytes() == graph, "the graph (and view indexes tied to it) stays as exported"
     cal = load_metadata(target).calibration()
     assert cal is not None and cal.within_deg == 45.0 and cal.views == 30 and str(views) in cal.source
     # in-sample, Platt scaling cannot be worse calibrated than the raw scores on the answers it fitted
