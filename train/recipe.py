@@ -69,6 +69,10 @@ class RecipeConfig:
     # the four answers (vantage.train.test_time): 15.3° / Acc@π/6 0.669 vs 15.4° / 0.661 anchored on member 0.
     # A third member (a vote over six answers; 31 min more training on a free core) 15.4° / 0.672 / cat-acc
     # 0.906 vs 0.908 (symmetry-reduced 12.7° / 0.794 vs 12.9° / 0.786): no gain worth 1.5x the training.
+    # Members with another head beside an M_P+ one (on the same cached features), for better alternatives:
+    # an M_LE+ member on fold 0 15.4° / 0.678, best of 2 hypotheses 0.853 vs 15.3° / 0.669 / 0.808; but fold 1
+    # 19.0° / 0.608 / 0.733 vs 18.2° / 0.639 / 0.758, fold 2 22.3° / 0.553 / 0.775 vs 20.3° / 0.567 / 0.753:
+    # the answer worse on two folds and the alternatives no better over three, so the members stay alike.
     # Platt scaling of the bundle's hypothesis scores, (slope, bias) of the answer and of the alternatives
     # (vantage.calibration), written into the bundle so that its pose confidence is P(error < 30°). Fitted
     # with `vantage calibrate` on this recipe's fold 1 and fold 2 bundles and their held-out views (720
