@@ -164,7 +164,8 @@ def test_bundle_refuses_a_bad_calibration(labelled, tmp_path):
     _, bundle, _ = labelled
     for bad, message in (({"answer": [-0.5, 0.0], "alternatives": [0.5, 0.0]}, "slope must be > 0"),
                          ({"answer": [0.5, 0.0]}, "alternatives"), ({"answer": [0.5], "alternatives": [0.5, 0.0]},
-                                                                   r"must be \(slope, bias\)")):
+                                                                   r"must be \(slope, bias\)"),
+                         ({"answer": ["steep", 0.0], "alternatives": [0.5, 0.0]}, "could not convert")):
         copy = tmp_path / f"bad{len(list(tmp_path.iterdir()))}"
         shutil.copytree(bundle, copy)
         meta = json.loads((copy / "vantage.json").read_text())

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vantage.calibration import CalibrationError, ConfidenceCalibration
+from vantage.calibration import ConfidenceCalibration
 from vantage.imaging import IMAGENET_MEAN, IMAGENET_STD
 
 FORMAT = "vantage-bundle"
@@ -102,7 +102,7 @@ class BundleMetadata:
         meta = cls(**{k: v for k, v in data.items() if k in known})
         try:
             meta.calibration()
-        except (CalibrationError, TypeError) as exc:
+        except (ValueError, TypeError) as exc:  # CalibrationError is a ValueError; so is float("x")
             raise BundleError(f"bad confidence_calibration {meta.confidence_calibration!r}: {exc}") from None
         if meta.confidence_calibration and not meta.pose_hypotheses:
             raise BundleError("confidence_calibration given for a bundle without pose hypotheses (nothing to calibrate)")
