@@ -54,6 +54,19 @@ def process_resources() -> tuple[int, int, int]:
     return int(status["Threads"]) - pool, threading.active_count() - pool, int(status["VmRSS"].split()[0]) * 1024
 
 
+def edited_bundle(bundle: Path, dest: Path, **changes) -> Path:
+    """A copy of `bundle` at `dest` whose vantage.json has `changes` (a field's new value, or what a bundle
+    written by another Vantage version, or by hand, would say)."""
+    import json
+    import shutil
+
+    shutil.copytree(bundle, dest)
+    meta = json.loads((dest / "vantage.json").read_text())
+    meta.update(changes)
+    (dest / "vantage.json").write_text(json.dumps(meta))
+    return dest
+
+
 def add_version(bundle: Path, models: Path, version: str, model_version: str | None = None) -> Path:
     """Copy `bundle` to `models/<version>/` (written under a hidden name, then renamed into place)."""
     import json

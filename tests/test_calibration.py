@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from serve_fixtures import make_test_image
+from serve_fixtures import edited_bundle, make_test_image
 from vantage.bundle import BundleError, load_metadata
 from vantage.calibration import CalibrationError, ConfidenceCalibration, calibration_error, fit_calibration
 from vantage.serve.client import PoseClient
@@ -145,11 +145,7 @@ def test_calibrate_command_line_checks_its_arguments_before_running(labelled, tm
     _, bundle, views = labelled
     with pytest.raises(SystemExit, match="one --data per --model"):
         main(["calibrate", "--model", str(bundle), "--model", str(bundle), "--data", str(views)])
-    older = tmp_path / "older"
-    shutil.copytree(bundle, older)
-    meta = json.loads((older / "vantage.json").read_text())
-    meta["pose_hypotheses"] = 0
-    (older / "vantage.json").write_text(json.dumps(meta))
+    older = edited_bundle(bundle, tmp_path / "older", pose_hypotheses=0)
     with pytest.raises(CalibrationError, match="no pose hypotheses"):
         main(["calibrate", "--model", str(bundle), "--data", str(views), "--into", str(older)])
     target = tmp_path / "copy"
@@ -166,24 +162,16 @@ def test_bundle_refuses_a_bad_calibration(labelled, tmp_path):
                          ({"answer": [0.5, 0.0]}, "alternatives"), ({"answer": [0.5], "alternatives": [0.5, 0.0]},
                                                                    r"must be \(slope, bias\)"),
                          ({"answer": ["steep", 0.0], "alternatives": [0.5, 0.0]}, "could not convert")):
-        copy = tmp_path / f"bad{len(list(tmp_path.iterdir()))}"
-        shutil.copytree(bundle, copy)
-        meta = json.loads((copy / "vantage.json").read_text())
-        meta["confidence_calibration"] = bad
-        (copy / "vantage.json").write_text(json.dumps(meta))
+        copy = edited_bundle(bundle, tmp_path / f"bad{len(list(tmp_path.iterdir()))}", confidence_calibration=bad)
         with pytest.raises(BundleError, match=message):
             load_metadata(copy)
 
 
 def test_server_reports_calibrated_confidence(labelled, tmp_path):
     _, bundle, _ = labelled
-    calibrated = tmp_path / "calibrated"
-    shutil.copytree(bundle, calibrated)
-    meta = json.loads((calibrated / "vantage.json").read_text())
     cal = ConfidenceCalibration(answer=(0.5, -1.0), alternatives=(0.4, -0.8), within_deg=30.0, views=100,
                                 source="test")
-    meta["confidence_calibration"] = cal.to_dict()
-    (calibrated / "vantage.json").write_text(json.dumps(meta))
+    calibrated = edited_bundle(bundle, tmp_path / "calibrated", confidence_calibration=cal.to_dict())
     image = make_test_image(96, 80, seed=1)
     raw = Predictor(bundle).predict_bytes(image)
     running = start_server(Predictor(calibrated, intra_op_threads=1), ServerConfig(port=0, workers=1))

@@ -15,7 +15,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
-from serve_fixtures import make_test_image
+from serve_fixtures import edited_bundle, make_test_image
 from vantage.bundle import INPUT_HINT_NAME, BundleError, load_metadata
 from vantage.categories import CATEGORIES
 from vantage.geometry import quaternion_to_rotation, viewpoint_to_rotation
@@ -293,15 +293,6 @@ def test_bundle_without_model(tmp_path: Path, tiny_bundle: Path) -> None:
     assert str(bundle) in str(info.value) and "model.onnx" in str(info.value)
 
 
-def _edited_bundle(tmp_path: Path, tiny_bundle: Path, **changes) -> Path:
-    bundle = tmp_path / "edited"
-    shutil.copytree(tiny_bundle, bundle)
-    meta = json.loads((bundle / "vantage.json").read_text())
-    meta.update(changes)
-    (bundle / "vantage.json").write_text(json.dumps(meta))
-    return bundle
-
-
 @pytest.mark.parametrize(
     "changes,expected",
     [
@@ -315,11 +306,11 @@ def _edited_bundle(tmp_path: Path, tiny_bundle: Path, **changes) -> Path:
 )
 def test_graph_must_match_metadata(tmp_path: Path, tiny_bundle: Path, changes: dict, expected: str) -> None:
     with pytest.raises(BundleError, match=expected):
-        Predictor(_edited_bundle(tmp_path, tiny_bundle, **changes))
+        Predictor(edited_bundle(tiny_bundle, tmp_path / "edited", **changes))
 
 
 def test_corrupt_model_file(tmp_path: Path, tiny_bundle: Path) -> None:
-    bundle = _edited_bundle(tmp_path, tiny_bundle)
+    bundle = edited_bundle(tiny_bundle, tmp_path / "edited")
     (bundle / "model.onnx").write_bytes(b"not onnx")
     with pytest.raises(BundleError, match="ONNX Runtime cannot load"):
         Predictor(bundle)

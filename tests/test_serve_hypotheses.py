@@ -11,7 +11,7 @@ import numpy as np
 import onnx
 import pytest
 
-from serve_fixtures import make_test_image
+from serve_fixtures import edited_bundle, make_test_image
 from vantage.bundle import BundleError
 from vantage.geometry import geodesic_distance
 from vantage.serve.client import PoseClient
@@ -134,11 +134,7 @@ def _write(folder: Path, data: bytes) -> Path:
 
 
 def test_metadata_claiming_other_hypotheses_than_the_graph_is_refused(bin_bundle, tmp_path):
-    bundle = tmp_path / "claims"
-    shutil.copytree(bin_bundle, bundle)
-    meta = json.loads((bundle / "vantage.json").read_text())
-    meta["pose_hypotheses"] = 5
-    (bundle / "vantage.json").write_text(json.dumps(meta))
+    bundle = edited_bundle(bin_bundle, tmp_path / "claims", pose_hypotheses=5)
     with pytest.raises(BundleError, match="output 'pose_hypotheses' has shape"):
         Predictor(bundle)
 
