@@ -77,7 +77,6 @@ def model_info(served: Served, server_version: str = vantage.__version__) -> van
     """The ModelInfo message of what is served."""
     predictor = served.predictor
     meta = predictor.metadata
-    calibration = meta.calibration()
     return vantage_pb2.ModelInfo(
         name=meta.name,
         model_version=str(meta.model_version),
@@ -89,7 +88,7 @@ def model_info(served: Served, server_version: str = vantage.__version__) -> van
         server_version=server_version,
         bundle_version=served.version,
         pose_hypotheses=int(meta.pose_hypotheses),
-        confidence_within_deg=calibration.within_deg if calibration else 0.0,
+        confidence_within_deg=predictor.calibration.within_deg if predictor.calibration else 0.0,
     )
 
 
