@@ -58,8 +58,10 @@ def test_fit_refuses_what_cannot_be_a_calibration():
         fit_calibration(scores[:5], errors[:5])
     with pytest.raises(CalibrationError, match=r"must both be \(N, H\)"):
         fit_calibration(scores, errors[:, :1])
-    with pytest.raises(CalibrationError, match="slope must be > 0"):
+    with pytest.raises(CalibrationError, match="slope of the answer must be > 0"):
         ConfidenceCalibration(answer=(0.0, 1.0), alternatives=(0.5, 0.0))
+    with pytest.raises(CalibrationError, match=r"within_deg must be in \(0, 180\]"):
+        fit_calibration(scores, errors, within_deg=0.0)
     with pytest.raises(CalibrationError, match=r"must be \(N, H\)"):
         ConfidenceCalibration(answer=(0.5, 1.0), alternatives=(0.5, 0.0)).apply(np.ones(3))
 
@@ -145,6 +147,8 @@ def test_calibrate_command_line_checks_its_arguments_before_running(labelled, tm
     _, bundle, views = labelled
     with pytest.raises(SystemExit, match="one --data per --model"):
         main(["calibrate", "--model", str(bundle), "--model", str(bundle), "--data", str(views)])
+    with pytest.raises(CalibrationError, match="within_deg must be in"):
+        main(["calibrate", "--model", str(bundle), "--data", str(views), "--within", "200"])
     older = edited_bundle(bundle, tmp_path / "older", pose_hypotheses=0)
     with pytest.raises(CalibrationError, match="no pose hypotheses"):
         main(["calibrate", "--model", str(bundle), "--data", str(views), "--into", str(older)])
@@ -158,7 +162,7 @@ def test_calibrate_command_line_checks_its_arguments_before_running(labelled, tm
 
 def test_bundle_refuses_a_bad_calibration(labelled, tmp_path):
     _, bundle, _ = labelled
-    for bad, message in (({"answer": [-0.5, 0.0], "alternatives": [0.5, 0.0]}, "slope must be > 0"),
+    for bad, message in (({"answer": [-0.5, 0.0], "alternatives": [0.5, 0.0]}, "slope of the answer must be > 0"),
                          ({"answer": [0.5, 0.0]}, "alternatives"), ({"answer": [0.5], "alternatives": [0.5, 0.0]},
                                                                    r"must be \(slope, bias\)"),
                          ({"answer": ["steep", 0.0], "alternatives": [0.5, 0.0]}, "could not convert")):

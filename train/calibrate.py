@@ -18,7 +18,8 @@ from typing import Sequence
 import numpy as np
 
 from vantage.bundle import load_metadata, save_metadata
-from vantage.calibration import PI6_DEG, CalibrationError, ConfidenceCalibration, calibration_error, fit_calibration
+from vantage.calibration import (PI6_DEG, CalibrationError, ConfidenceCalibration, calibration_error, check_within_deg,
+                                 fit_calibration)
 from vantage.geometry import axis_angle_to_rotation, geodesic_distance
 from vantage.train.evaluate import bundle_runner
 
@@ -47,6 +48,7 @@ def calibrate(fit_on: Sequence[tuple[str | Path, str | Path]], into: Sequence[st
     """
     if not fit_on:
         raise ValueError("calibrate needs at least one (bundle, labelled views) pair")
+    check_within_deg(within_deg)
     targets = [Path(b) for b in (into or [b for b, _ in fit_on])]
     for bundle in targets:  # checked before minutes of inference, not after
         if not load_metadata(bundle).pose_hypotheses:
