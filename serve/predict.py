@@ -116,8 +116,9 @@ def predict_files(
     Returns one dict per path, in order: `file`, `category`, `category_given`,
     `category_scores` (name → probability, model order), `rotation` (3×3),
     `axis_angle`, `quaternion` ([w, x, y, z], w ≥ 0), `viewpoint` ({azimuth,
-    elevation, theta} degrees), `timings` (ms), `backend`, `pose_confidence` (the
-    answer's share of the pose probability mass; models exported with hypotheses) and,
+    elevation, theta} degrees), `timings` (ms), `backend`, `pose_confidence` (P(error <
+    ModelInfo.confidence_within_deg) for a calibrated bundle, else the answer's share of the
+    pose probability mass; models exported with hypotheses) and,
     with `alternatives` > 0, up to that many `alternatives` (score, rotation,
     quaternion, viewpoint); or `file` and `error`.
     `box` (x_min, y_min, x_max, y_max pixels) and `category` apply to every file.

@@ -69,7 +69,9 @@ class Estimate:
     model_id: str = ""
     wireframe: np.ndarray | None = None
     note: str = ""
-    pose_confidence: float | None = None  # the answer's share of the pose probability mass (newer bundles)
+    # P(error < the bundle's calibrated threshold), or the answer's raw share of the pose probability
+    # mass for an uncalibrated bundle; None for bundles exported before pose hypotheses
+    pose_confidence: float | None = None
 
 
 def wireframe_problem(index: vantage_pb2.ViewIndexInfo | None, category: str | None) -> str:
