@@ -39,7 +39,8 @@ def test_fit_recovers_the_maps_that_made_the_hits_and_lowers_the_calibration_err
     assert cal.alternatives == pytest.approx((0.3, -1.0), abs=0.08)
     assert cal.views == 4000 and cal.within_deg == 30.0 and cal.source == "synthetic"
     hits, shown = errors < 30, scores > 0
-    assert calibration_error(cal.apply(scores)[shown], hits[shown]) < 0.03 < calibration_error(scores[shown], hits[shown])
+    calibrated = cal.apply(scores)
+    assert calibration_error(calibrated[shown], hits[shown]) < 0.03 < calibration_error(scores[shown], hits[shown])
     # monotone: the ranking (and so the answer) never changes; no mass stays no mass
     grid = np.repeat(np.linspace(0, 1, 101)[:, None], 2, 1)
     out = cal.apply(grid)

@@ -215,7 +215,8 @@ def calibration_section(r: dict) -> list[str]:
         f"σ({maps['answer'][0]:.3f} · logit(score) {maps['answer'][1]:+.3f}) for the answer and "
         f"σ({maps['alternatives'][0]:.3f} · logit(score) {maps['alternatives'][1]:+.3f}) for the alternatives. "
         f"Where they come from: {maps['source']} ({maps['views']} views of other folds' held-out meshes, scored by "
-        "those folds' bundles; none of this bundle's held-out views), so the held-out views here test it. Expected calibration error (0 = the confidence is the hit rate): "
+        "those folds' bundles; none of this bundle's held-out views), so the held-out views here test it. "
+        "Expected calibration error (0 = the confidence is the hit rate): "
         f"answers {raw['ece']:.3f} raw → {cal['ece']:.3f} calibrated, every shown hypothesis "
         f"{raw['ece_all']:.3f} → {cal['ece_all']:.3f}; the answers' mean confidence {raw['mean_scores'][0]:.3f} → "
         f"{cal['mean_scores'][0]:.3f} against Acc@π/6 {r['overall']['acc_pi6']:.3f}.\n",
