@@ -25,8 +25,9 @@ def _repository(root: Path, per_category: int = 2) -> Path:
 
 @pytest.mark.slow
 def test_recipe_holds_models_out_and_measures_the_exported_bundle(tmp_path: Path) -> None:
-    cfg = RecipeConfig(models=str(_repository(tmp_path / "repo")), out=str(tmp_path / "out"), cad_views=6, cad_shapes=2,
-                       builtin_instances=0, test_views=3, input_size=64, workers=1,
+    cfg = RecipeConfig(models=str(_repository(tmp_path / "repo", 3)), out=str(tmp_path / "out"), cad_views=6,
+                       cad_shapes=2, cad_hybrids=1, hybrid_views=2, builtin_instances=0, test_views=3, input_size=64,
+                       workers=1,
                        train_elevation_range=(-30.0, 70.0))
     cfg.train.epochs = 1
     cfg.train.augmented_copies = 1
@@ -37,10 +38,17 @@ def test_recipe_holds_models_out_and_measures_the_exported_bundle(tmp_path: Path
     data = tmp_path / "out" / "data"
     train_models = {json.loads(line)["model_id"] for line in (data / "cad_train" / "manifest.jsonl").open()}
     test_models = {json.loads(line)["model_id"] for line in (data / "cad_test" / "manifest.jsonl").open()}
-    assert len(train_models) == len(test_models) == len(CATEGORIES) and not train_models & test_models
-    assert sorted(result["held_out"]) == sorted(test_models)
+    assert len(train_models) == 2 * len(CATEGORIES) and len(test_models) == len(CATEGORIES)
+    assert not train_models & test_models and sorted(result["held_out"]) == sorted(test_models)
     stretches = {(r["model_id"], tuple(r["stretch"])) for r in map(json.loads, (data / "cad_train" / "manifest.jsonl").open())}
-    assert len(stretches) == 2 * len(CATEGORIES), "each training mesh is also drawn stretched"
+    assert len(stretches) == 4 * len(CATEGORIES), "each training mesh is also drawn stretched"
+    # one hybrid per category, of two training meshes, trained on beside them
+    hybrids = {json.loads(line)["model_id"] for line in (data / "hybrid_train" / "manifest.jsonl").open()}
+    assert len(hybrids) == len(CATEGORIES)
+    for hybrid in hybrids:
+        _, category, pair, _ = hybrid.split("/")
+        assert {f"repo/{category}/{stem}" for stem in pair.split("+")} <= train_models
+    assert str(data / "hybrid_train") in result["config"]["train"]["data"]
     render = json.loads((data / "cad_test" / "render.json").read_text())
     assert render["config"]["image_size"] == 80  # 1.25 × the input size
     # training views reach past the test views' elevations, which stay RenderConfig's

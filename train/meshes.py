@@ -26,14 +26,21 @@ class MeshError(Exception):
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One 3D model: built-in (`seed` set) or a file (`path` set)."""
+    """One 3D model: built-in (`seed` set), a file (`path` set), or a hybrid of two files
+    (`path`'s front or bottom joined to `donor`'s back or top at `cut`: vantage.train.hybrids)."""
 
     model_id: str
     category: str
     path: str | None = None
     seed: int | None = None
+    donor: str | None = None
+    cut: str | None = None
 
     def load(self) -> trimesh.Trimesh:
+        if self.donor is not None:
+            from vantage.train.hybrids import hybrid_mesh
+
+            return hybrid_mesh(load_mesh(self.path), load_mesh(self.donor), str(self.cut))
         if self.path is not None:
             return load_mesh(self.path)
         from vantage.train.shapes import generate_mesh

@@ -40,6 +40,10 @@ class RecipeConfig:
     # within one run's noise, like the augmented copies, so the views a mesh has are not what limits it.
     cad_views: int = 160
     cad_shapes: int = 1  # stretched copies per training CAD mesh (RenderConfig.shape_variants: no gain measured)
+    # Hybrid meshes per category (vantage.train.hybrids: one training mesh's front or bottom joined to
+    # another's back or top), `hybrid_views` views each; never made from held-out meshes.
+    cad_hybrids: int = 0
+    hybrid_views: int = 40
     builtin_instances: int = 8
     builtin_views: int = 30
     # Share of training views that cast their shadow on a ground plane (RenderConfig.ground_prob);
@@ -107,12 +111,14 @@ def render_split(cfg: RecipeConfig) -> tuple[list[str], str, list[str]]:
     Returns (train dirs, test dir, the held-out model ids); `cfg.split_seed` and `cfg.fold` pick
     which meshes of each category are held out.
     """
+    from vantage.train.hybrids import hybrid_specs
     from vantage.train.meshes import builtin_specs, hold_out, scan_repository
     from vantage.train.render import RenderConfig, render_dataset, rendered_with
 
     data = Path(cfg.out) / "data"
     train_specs, held = hold_out(scan_repository(cfg.models), cfg.held_out_per_category,
                                  seed=cfg.split_seed, fold=cfg.fold)
+    hybrids = hybrid_specs(train_specs, cfg.cad_hybrids, seed=cfg.split_seed)  # of training meshes only
     test_bg = {"photo": 1.0} if cfg.photos else {"texture": 1.0}
     size = {"image_size": cfg.input_size * 5 // 4, "photo_dir": cfg.photos}
     training = {"ground_prob": cfg.ground_prob, "elevation_range": tuple(cfg.train_elevation_range)}
@@ -121,13 +127,15 @@ def render_split(cfg: RecipeConfig) -> tuple[list[str], str, list[str]]:
                                                                shape_variants=cfg.cad_shapes, **size, **training)),
         (builtin_specs(cfg.builtin_instances), data / "builtin_train",
          RenderConfig(views_per_model=cfg.builtin_views, seed=2, **size, **training)),
+        (hybrids, data / "hybrid_train", RenderConfig(views_per_model=cfg.hybrid_views, seed=3, **size, **training)),
         (held, data / "cad_test", RenderConfig(views_per_model=cfg.test_views, seed=TEST_SEED,
                                                background_weights=test_bg, **size)),
     ]
     for specs, folder, render_cfg in jobs:
         if specs and not rendered_with(folder, render_cfg, specs):
             render_dataset(specs, folder, render_cfg, cfg.workers)
-    train_dirs = [str(data / "cad_train")] + ([str(data / "builtin_train")] if cfg.builtin_instances else [])
+    train_dirs = [str(data / "cad_train")] + ([str(data / "builtin_train")] if cfg.builtin_instances else []) + (
+        [str(data / "hybrid_train")] if hybrids else [])
     return train_dirs, str(data / "cad_test"), [spec.model_id for spec in held]
 
 
