@@ -62,7 +62,8 @@ class AugmentConfig:
 
 @dataclass
 class Sample:
-    """One labelled view; `rotation` is POSE.md's R (3×3); `z_symmetry` None when rendered before it was recorded."""
+    """One labelled view; `rotation` is POSE.md's R (3×3); `z_symmetry` None when rendered before it was recorded;
+    `intrinsics` the image's K (3×3), None in manifests without it."""
 
     image_path: Path
     box: tuple[float, float, float, float]
@@ -71,6 +72,7 @@ class Sample:
     viewpoint: tuple[float, float, float]
     model_id: str
     z_symmetry: ZSymmetry | None = None
+    intrinsics: np.ndarray | None = None
 
 
 def read_samples(root: str | Path, categories: list[str]) -> list[Sample]:
@@ -95,6 +97,7 @@ def read_samples(root: str | Path, categories: list[str]) -> list[Sample]:
                 viewpoint=(rec["azimuth"], rec["elevation"], rec["theta"]),
                 model_id=rec["model_id"],
                 z_symmetry=ZSymmetry.from_dict(rec["z_symmetry"]) if "z_symmetry" in rec else None,
+                intrinsics=np.asarray(rec["K"], np.float64).reshape(3, 3) if "K" in rec else None,
             )
         )
     return samples

@@ -21,7 +21,8 @@ from typing import Callable
 import numpy as np
 
 from vantage.bundle import HYPOTHESIS_OUTPUT_NAMES, METADATA_FILE, OUTPUT_NAMES, load_metadata
-from vantage.geometry import axis_angle_to_rotation, geodesic_distance, rotation_to_viewpoint
+from vantage.geometry import (axis_angle_to_rotation, geodesic_distance, ray_rotation, rotation_to_axis_angle,
+                              rotation_to_viewpoint)
 from vantage.train.data import Sample, batches, normalised_crops, read_samples
 from vantage.train.meshes import MeshError, ModelSpec, builtin_spec, scan_repository
 from vantage.train.metrics import (by_category, elevation_report, hypothesis_report, miss_kinds, miss_report, pose_report,
@@ -170,12 +171,34 @@ def add_symmetry(report: dict, samples: list[Sample], pred: np.ndarray, true: np
         row["sym_err"] = float(err)
 
 
+def with_camera(samples: list[Sample], run: Runner) -> Runner:
+    """`run` with its rotations turned from the crop's ray to each view's optical axis
+    (vantage.geometry.camera_rotation, from the view's K and box centre), as the server does
+    for a request that carries its camera (EstimateRequest.camera)."""
+    missing = [str(s.image_path) for s in samples if s.intrinsics is None]
+    if missing:
+        raise ValueError(f"{len(missing)} views have no intrinsics (K) in their manifest, e.g. {missing[0]}")
+    k = np.stack([s.intrinsics for s in samples])
+    centres = np.array([[(s.box[0] + s.box[2]) / 2.0, (s.box[1] + s.box[3]) / 2.0] for s in samples])
+    turns = ray_rotation(k, centres)
+
+    def turned(hints: np.ndarray) -> dict[str, np.ndarray]:
+        out = dict(run(hints))
+        out["rotation"] = turns @ out["rotation"]
+        if "pose_hypotheses" in out:
+            out["pose_hypotheses"] = rotation_to_axis_angle(turns[:, None] @ axis_angle_to_rotation(out["pose_hypotheses"]))
+        return out
+
+    return turned
+
+
 def evaluate(model: str | Path, data: str | Path, out: str | Path | None = None,
-             models: str | Path | None = None) -> dict:
+             models: str | Path | None = None, camera: bool = False) -> dict:
     """Evaluate a bundle folder or a checkpoint file on a rendered dataset; write the report to `out`.
 
     `models`: the mesh folder the test views were rendered from, for the symmetry-reduced error
-    of views whose manifest predates recorded symmetries.
+    of views whose manifest predates recorded symmetries. `camera`: turn the answers to each
+    view's optical axis (`with_camera`), for views whose object is off the axis (vantage.train.off_axis).
     """
     model = Path(model)
     # the mesh folder is read first, so a wrong path fails before the model runs over every image
@@ -183,8 +206,9 @@ def evaluate(model: str | Path, data: str | Path, out: str | Path | None = None,
     make = bundle_runner if (model / METADATA_FILE).is_file() else checkpoint_runner
     if not model.exists():
         raise FileNotFoundError(f"{model} is neither a bundle folder nor a checkpoint file")
-    report = evaluate_runner(*make(model, data), meshes=meshes)
-    report["model"], report["data"] = str(model), str(data)
+    categories, samples, run = make(model, data)
+    report = evaluate_runner(categories, samples, with_camera(samples, run) if camera else run, meshes=meshes)
+    report["model"], report["data"], report["camera"] = str(model), str(data), camera
     if "hypotheses" in report and make is bundle_runner:  # which scores the confidence figures are of
         report["hypotheses"]["calibration"] = load_metadata(model).confidence_calibration
     if out is not None:

@@ -229,11 +229,19 @@ def _index(args: argparse.Namespace) -> int:
     return 0
 
 
+def _off_axis(args: argparse.Namespace) -> int:
+    from vantage.train.off_axis import OffAxisConfig, make_off_axis
+
+    manifest = make_off_axis(args.data, args.out, OffAxisConfig(max_angle=args.max_angle, seed=args.seed))
+    print(f"wrote {manifest}")
+    return 0
+
+
 def _eval(args: argparse.Namespace) -> int:
     from vantage.train.evaluate import evaluate
     from vantage.train.metrics import format_table
 
-    report = evaluate(args.model, args.data, args.out, models=args.models)
+    report = evaluate(args.model, args.data, args.out, models=args.models, camera=args.camera)
     print(format_table(report))
     if "symmetry" in report:
         sym = report["symmetry"]["overall"]
@@ -410,7 +418,19 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--models", help="mesh repository the test views were rendered from, for renders whose manifest "
                                     "predates recorded symmetries: adds the error reduced by each mesh's own "
                                     "symmetries (newer renders and built-in models need no mesh)")
+    v.add_argument("--camera", action="store_true",
+                   help="turn each answer from its crop's ray to the view's optical axis with the view's intrinsics, "
+                        "as the server does for a request with `camera` (views off the axis: `vantage off-axis`)")
     v.set_defaults(func=_eval)
+
+    oa = sub.add_parser("off-axis", help="re-image labelled renders by a camera turned away from the object "
+                                         "(objects off the optical axis, as in photos; for `vantage eval --camera`)")
+    oa.add_argument("--data", required=True, help="rendered dataset folder (manifest.jsonl)")
+    oa.add_argument("--out", required=True, help="output dataset folder (replaced)")
+    oa.add_argument("--max-angle", type=float, default=30.0,
+                    help="largest angle between the optical axis and the object's centre, degrees (default 30)")
+    oa.add_argument("--seed", type=int, default=0)
+    oa.set_defaults(func=_off_axis)
 
     cb = sub.add_parser("calibrate", help="fit a bundle's pose confidence to labelled views it never trained on")
     cb.add_argument("--model", action="append", required=True, help="bundle folder (repeat, paired with --data)")

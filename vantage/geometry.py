@@ -177,3 +177,33 @@ def chordal_mean(rotations: np.ndarray, weights: np.ndarray | None = None) -> np
     u, _, vt = np.linalg.svd(m)
     d = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt)) or 1.0])
     return u @ d @ vt
+
+
+def ray_rotation(intrinsics: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """(..., 3, 3): the smallest rotation taking the optical axis (0, 0, 1) to the ray through the
+    image points (..., 2) of a pinhole camera with intrinsics K (3×3, or one per point).
+
+    Why: a network sees a crop, and a crop looks the same wherever the object lies in the image,
+    so it answers the rotation relative to the ray through the crop centre, as if the camera had
+    been turned to look at the object. POSE.md's R is relative to the optical axis, and the two
+    differ by this rotation: R = ray_rotation(K, crop centre) · R_crop (`camera_rotation`). The
+    turn is the angle between the axis and the ray, up to half the field of view at an image's
+    edge; renders put the object's centre on the axis (vantage.train.render), where it is the
+    identity. Points are in continuous pixel coordinates, like boxes: K⁻¹·(x, y, 1) is their ray.
+    """
+    k = np.asarray(intrinsics, dtype=np.float64)
+    p = np.asarray(points, dtype=np.float64)
+    homogeneous = np.concatenate([p, np.ones(p.shape[:-1] + (1,))], -1)
+    ray = np.einsum("...ij,...j->...i", np.linalg.inv(k), homogeneous)
+    ray = ray / np.linalg.norm(ray, axis=-1, keepdims=True)
+    axis = np.stack([-ray[..., 1], ray[..., 0], np.zeros_like(ray[..., 0])], -1)  # (0, 0, 1) × ray
+    sin = np.linalg.norm(axis, axis=-1)
+    angle = np.arctan2(sin, ray[..., 2])
+    unit = axis / np.where(sin > 0, sin, 1.0)[..., None]
+    return axis_angle_to_rotation(unit * angle[..., None])
+
+
+def camera_rotation(crop_rotation: np.ndarray, intrinsics: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """POSE.md's R (relative to the optical axis) from a network's rotation relative to the ray
+    through the crop centres (..., 2) of images taken with intrinsics K (`ray_rotation`)."""
+    return ray_rotation(intrinsics, centres) @ np.asarray(crop_rotation, dtype=np.float64)

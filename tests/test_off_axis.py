@@ -1,0 +1,111 @@
+"""Objects off the optical axis: the crop-to-camera turn, re-imaged renders and their labels, `eval --camera`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vantage.geometry import camera_rotation, geodesic_distance, ray_rotation, viewpoint_to_rotation
+from vantage.train.data import read_samples
+from vantage.train.meshes import builtin_spec, builtin_specs
+from vantage.train.off_axis import OffAxisConfig, make_off_axis, turn
+
+from test_render import iou, project_mask, read_mask
+
+K = np.array([[400.0, 0.0, 310.0], [0.0, 420.0, 250.0], [0.0, 0.0, 1.0]])
+
+
+def test_the_ray_rotation_is_the_smallest_turn_of_the_axis_onto_the_ray() -> None:
+    points = np.array([[310.0, 250.0], [710.0, 250.0], [0.0, 0.0], [500.0, 90.0]])
+    q = ray_rotation(K, points)
+    ray = np.linalg.solve(K, np.c_[points, np.ones(4)].T).T
+    np.testing.assert_allclose(q[..., 2], ray / np.linalg.norm(ray, axis=1, keepdims=True), atol=1e-12)
+    np.testing.assert_allclose(q @ np.swapaxes(q, 1, 2), np.broadcast_to(np.eye(3), q.shape), atol=1e-12)
+    np.testing.assert_allclose(np.linalg.det(q), 1.0)
+    np.testing.assert_allclose(q[0], np.eye(3), atol=1e-12)  # at the principal point: no turn
+    np.testing.assert_allclose(geodesic_distance(q[1], np.eye(3)), 45.0)  # 400 px right at f = 400
+    # smallest: the turn's axis lies in the image plane, so nothing rolls about the ray
+    axis = np.stack([q[:, 2, 1] - q[:, 1, 2], q[:, 0, 2] - q[:, 2, 0], q[:, 1, 0] - q[:, 0, 1]], 1)
+    np.testing.assert_allclose(axis[:, 2], 0.0, atol=1e-12)
+
+
+def test_a_crop_rotation_becomes_the_camera_rotation_of_a_turned_camera() -> None:
+    crop = viewpoint_to_rotation(40.0, 15.0, 5.0)
+    q = turn(25.0, 120.0)
+    centre = (K @ q[:, 2])[:2] / (K @ q[:, 2])[2]  # where the turned camera sees the object's centre
+    np.testing.assert_allclose(camera_rotation(crop, K, centre), q @ crop, atol=1e-12)
+    assert geodesic_distance(q, np.eye(3)) == pytest.approx(25.0)
+    assert np.degrees(np.arctan2(q[1, 2], q[0, 2])) == pytest.approx(120.0)  # towards lower left in the image
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory) -> Path:
+    from vantage.train.render import RenderConfig, render_dataset
+
+    root = tmp_path_factory.mktemp("off_axis")
+    render_dataset(builtin_specs(1, ["car", "chair"]), root / "views", RenderConfig(image_size=200, views_per_model=3),
+                   workers=1, progress=False)
+    return root
+
+
+def test_re_imaged_views_keep_labels_that_reproduce_their_silhouettes(rendered: Path) -> None:
+    make_off_axis(rendered / "views", rendered / "turned", OffAxisConfig(max_angle=40.0, seed=1), progress=False)
+    source = [json.loads(line) for line in (rendered / "views" / "manifest.jsonl").open()]
+    turned = [json.loads(line) for line in (rendered / "turned" / "manifest.jsonl").open()]
+    assert len(turned) == len(source) == 6
+    assert max(r["off_axis_deg"] for r in turned) > 10.0
+    for before, after in zip(source, turned):
+        rotation, k = (np.asarray(after[key]).reshape(3, 3) for key in ("rotation", "K"))
+        centre = after["distance"] * np.asarray(after["camera_position"])  # the camera did not move, it turned
+        seen = -rotation @ centre  # the object's centre in the turned camera
+        angle = np.degrees(np.arccos(seen[2] / np.linalg.norm(seen)))
+        assert angle == pytest.approx(after["off_axis_deg"], abs=1e-6)
+        assert geodesic_distance(rotation, np.asarray(before["rotation"]).reshape(3, 3)) == pytest.approx(angle)
+        mask = read_mask(rendered / "turned" / after["mask"])
+        mesh = builtin_spec(after["model_id"]).load()
+        assert iou(project_mask(mesh, rotation, centre, k, after["width"], after["height"]), mask) > 0.9
+        ys, xs = np.nonzero(mask)
+        assert after["box"] == [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
+
+
+def test_eval_camera_turns_a_perfect_crop_reading_back_to_each_views_label(rendered: Path) -> None:
+    from vantage.train.evaluate import with_camera
+
+    make_off_axis(rendered / "views", rendered / "far", OffAxisConfig(max_angle=45.0, seed=2), progress=False)
+    categories = ["car", "chair"]
+    source, turned = (read_samples(rendered / name, categories) for name in ("views", "far"))
+    crop_truth = np.stack([s.rotation for s in source])  # what a network reading the crop perfectly answers
+
+    def perfect(hints: np.ndarray) -> dict[str, np.ndarray]:
+        return {"rotation": crop_truth}
+
+    labels = np.stack([s.rotation for s in turned])
+    plain = geodesic_distance(crop_truth, labels)
+    corrected = geodesic_distance(with_camera(turned, perfect)(np.zeros((6, 2), np.float32))["rotation"], labels)
+    assert plain.max() > 15.0 and corrected.max() < 5.0  # left: the box centre is not quite the object's
+
+
+def test_eval_camera_on_the_command_line_and_without_intrinsics(rendered: Path, tmp_path: Path) -> None:
+    from vantage.train.evaluate import with_camera
+    from vantage.train.trainer import TrainConfig, train
+
+    make_off_axis(rendered / "views", tmp_path / "turned", OffAxisConfig(max_angle=30.0), progress=False)
+    cfg = TrainConfig(data=[str(rendered / "views")], out=str(tmp_path / "run"), epochs=1, batch_size=6,
+                      augmented_copies=0, progress=False)
+    cfg.model.categories, cfg.model.input_size, cfg.model.head = ["car", "chair"], 64, "regression_g"
+    checkpoint = train(cfg)
+    res = subprocess.run([sys.executable, "-m", "vantage", "eval", "--model", str(checkpoint), "--data",
+                          str(tmp_path / "turned"), "--out", str(tmp_path / "eval"), "--camera"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert json.loads((tmp_path / "eval" / "report.json").read_text())["camera"] is True
+
+    samples = read_samples(tmp_path / "turned", ["car", "chair"])
+    samples[2].intrinsics = None  # as in a manifest written before intrinsics were recorded
+    with pytest.raises(ValueError, match="1 views have no intrinsics"):
+        with_camera(samples, lambda hints: {})
