@@ -169,11 +169,13 @@ class AsyncPoseClient(ClientBase):
         top_k: int = 0,
         timeout: float | None = None,
         alternatives: int = 0,
+        camera: Sequence[float] | None = None,
     ) -> vantage_pb2.EstimateResponse:
         """One Estimate call (retried on UNAVAILABLE / RESOURCE_EXHAUSTED): encoded image bytes, an optional
         (x_min, y_min, x_max, y_max) pixel box, a known category, `top_k` > 0 for retrieved views too,
-        `alternatives` > 0 for that many alternative poses."""
-        request = make_request(image, box, category, request_id, frame_id, alternatives=alternatives)
+        `alternatives` > 0 for that many alternative poses, `camera` (fx, fy, cx, cy) to turn the pose to
+        the camera's optical axis (EstimateRequest.camera)."""
+        request = make_request(image, box, category, request_id, frame_id, alternatives=alternatives, camera=camera)
         request.top_k = top_k
         return await self._call(
             lambda remaining: self.stub.Estimate(request, timeout=remaining, metadata=self.metadata), timeout
@@ -187,10 +189,11 @@ class AsyncPoseClient(ClientBase):
         request_id: str = "",
         timeout: float | None = None,
         alternatives: int = 0,
+        camera: Sequence[float] | None = None,
     ) -> PoseResult:
         """Like `estimate`, converted to the PoseResult of the in-process path."""
         return response_to_result(await self.estimate(image, box, category, request_id, timeout=timeout,
-                                                      alternatives=alternatives))
+                                                      alternatives=alternatives, camera=camera))
 
     async def stream(
         self,

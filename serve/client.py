@@ -106,10 +106,12 @@ class PoseClient(ClientBase):
         frame_id: int = 0,
         timeout: float | None = None,
         alternatives: int = 0,
+        camera: Sequence[float] | None = None,
     ) -> vantage_pb2.EstimateResponse:
         """One Estimate call with encoded image bytes, an optional pixel box and known category;
-        `alternatives` > 0 asks for that many alternative poses too."""
-        request = make_request(image, box, category, request_id, frame_id, alternatives=alternatives)
+        `alternatives` > 0 asks for that many alternative poses too; `camera` (fx, fy, cx, cy) turns
+        the pose to the camera's optical axis (EstimateRequest.camera)."""
+        request = make_request(image, box, category, request_id, frame_id, alternatives=alternatives, camera=camera)
         return self.stub.Estimate(request, timeout=self._timeout(timeout), metadata=self.metadata)
 
     def estimate_result(
@@ -120,10 +122,11 @@ class PoseClient(ClientBase):
         request_id: str = "",
         timeout: float | None = None,
         alternatives: int = 0,
+        camera: Sequence[float] | None = None,
     ) -> PoseResult:
         """Like `estimate`, converted to the PoseResult of the in-process path."""
         return response_to_result(self.estimate(image, box, category, request_id, timeout=timeout,
-                                                alternatives=alternatives))
+                                                alternatives=alternatives, camera=camera))
 
     def stream(
         self, requests: Iterable[vantage_pb2.EstimateRequest], timeout: float | None = None

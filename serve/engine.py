@@ -23,16 +23,26 @@ import numpy as np
 from vantage.bundle import BundleError, BundleMetadata, load_metadata
 from vantage.calibration import ConfidenceCalibration
 from vantage.categories import CATEGORIES
-from vantage.geometry import axis_angle_to_rotation, rotation_to_quaternion, rotation_to_viewpoint
-from vantage.imaging import DEFAULT_MAX_PIXELS, ImageError, crop_square, decode_image, image_size_from_header, normalise
+from vantage.geometry import (CameraError, axis_angle_to_rotation, camera_matrix, ray_rotation, rotation_to_axis_angle, rotation_to_quaternion,
+                              rotation_to_viewpoint)
+from vantage.imaging import (DEFAULT_MAX_PIXELS, ImageError, crop_square, decode_image, image_size_from_header, normalise,
+                             validate_box)
 from vantage.serve.backends import Backend, TensorSpec, create_backend
 from vantage.serve.results import Hypothesis, PoseResult
 
 Box = Sequence[float]
+Camera = Sequence[float]  # pinhole intrinsics (fx, fy, cx, cy) in pixels of the image (EstimateRequest.camera)
 
 
 class UnknownCategoryError(ValueError):
     """A request named a category the model does not know; the message lists the known ones."""
+
+
+def camera_turn(camera: Camera, box: tuple[float, float, float, float]) -> np.ndarray:
+    """The rotation from the ray through the box centre to the optical axis of `camera`
+    (vantage.geometry.ray_rotation): it times the network's answer, which is relative to that
+    ray, is POSE.md's R relative to the camera."""
+    return ray_rotation(camera_matrix(camera), np.array([(box[0] + box[2]) / 2.0, (box[1] + box[3]) / 2.0]))
 
 
 @dataclass
@@ -44,6 +54,7 @@ class PreparedInput:
     category: str | None
     decode_ms: float = 0.0
     preprocess_ms: float = 0.0
+    turn: np.ndarray | None = None  # (3, 3) from the crop's ray to the camera's axis (`camera_turn`); None = no camera
 
 
 class Predictor:
@@ -145,17 +156,21 @@ class Predictor:
             hint[self.categories.index(category)] = 1.0
         return hint
 
-    def prepare(self, image: np.ndarray, box: Box | None = None, category: str | None = None) -> PreparedInput:
-        """Crop and normalise one RGB uint8 image; ImageError / UnknownCategoryError on bad input."""
+    def prepare(self, image: np.ndarray, box: Box | None = None, category: str | None = None,
+                camera: Camera | None = None) -> PreparedInput:
+        """Crop and normalise one RGB uint8 image; ImageError / UnknownCategoryError / CameraError on bad input.
+
+        With `camera` (fx, fy, cx, cy), the results' rotations are turned to its optical axis (`camera_turn`)."""
         t0 = time.perf_counter()
         if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             desc = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
             raise ImageError(f"image must be an RGB uint8 array (H, W, 3), got {desc}")
         hint = self.category_hint(category)
         meta = self.metadata
+        turn = None if camera is None else camera_turn(camera, validate_box(box, image.shape[1], image.shape[0]))
         crop = crop_square(image, box, self.input_size, float(meta.crop_margin), self.max_pixels)
         tensor = normalise(crop[None], meta.mean, meta.std)[0]
-        return PreparedInput(tensor, hint, category or None, preprocess_ms=(time.perf_counter() - t0) * 1e3)
+        return PreparedInput(tensor, hint, category or None, preprocess_ms=(time.perf_counter() - t0) * 1e3, turn=turn)
 
     def run(self, prepared: Sequence[PreparedInput]) -> list[PoseResult]:
         """One batched backend call over prepared inputs.
@@ -171,10 +186,16 @@ class Predictor:
         }
         probs, axis_angle, rotation, embedding, *hypotheses = self.engine.run(self._output_names, feeds)
         t1 = time.perf_counter()
-        confidence, alternatives = (self._hypotheses(*hypotheses, self.calibration) if hypotheses
+        turns = [p.turn for p in prepared]
+        confidence, alternatives = (self._hypotheses(*hypotheses, self.calibration, turns) if hypotheses
                                     else ([None] * len(prepared), None))
         inference_ms = (t1 - t0) * 1e3
         rot64 = np.asarray(rotation, np.float64)
+        turned = [i for i, turn in enumerate(turns) if turn is not None]
+        if turned:
+            rot64[turned] = np.stack([turns[i] for i in turned]) @ rot64[turned]
+            rotation, axis_angle = rot64, np.array(axis_angle, np.float64)
+            axis_angle[turned] = rotation_to_axis_angle(rot64[turned])
         quats = rotation_to_quaternion(rot64)
         az, el, th = rotation_to_viewpoint(rot64)
         post_ms = (time.perf_counter() - t1) * 1e3 / len(prepared)
@@ -202,18 +223,22 @@ class Predictor:
                     embedding=[float(v) for v in embedding[i]],
                     pose_confidence=confidence[i],
                     alternatives=alternatives[i] if alternatives else [],
+                    camera_turn=None if p.turn is None else p.turn.tolist(),
                 )
             )
         return results
 
     @staticmethod
-    def _hypotheses(poses: np.ndarray, scores: np.ndarray, calibration: ConfidenceCalibration | None
-                    ) -> tuple[list[float], list[list[Hypothesis]]]:
+    def _hypotheses(poses: np.ndarray, scores: np.ndarray, calibration: ConfidenceCalibration | None,
+                    turns: Sequence[np.ndarray | None]) -> tuple[list[float], list[list[Hypothesis]]]:
         """The answers' scores and, per item, the alternatives with probability mass (ranks 1..H-1);
-        calibrated into probabilities where the bundle carries a calibration."""
+        calibrated into probabilities where the bundle carries a calibration, turned like the answer."""
         if calibration is not None:
             scores = calibration.apply(scores)
         rot = axis_angle_to_rotation(np.asarray(poses[:, 1:], np.float64))
+        for i, turn in enumerate(turns):
+            if turn is not None:
+                rot[i] = turn @ rot[i]
         quats = rotation_to_quaternion(rot)
         az, el, th = rotation_to_viewpoint(rot)
         alternatives = [
@@ -230,26 +255,33 @@ class Predictor:
         images: Sequence[np.ndarray],
         boxes: Sequence[Box | None] | None = None,
         categories: Sequence[str | None] | None = None,
+        cameras: Sequence[Camera | None] | None = None,
     ) -> list[PoseResult]:
-        """RGB uint8 images (+ optional boxes and known categories) → results, one batched ORT call.
+        """RGB uint8 images (+ optional boxes, known categories and camera intrinsics) → results, one
+        batched ORT call.
 
-        Raises ImageError (bad image or box) or UnknownCategoryError for the first bad item.
+        Raises ImageError (bad image or box), UnknownCategoryError or CameraError for the first bad item.
         """
         n = len(images)
         boxes = [None] * n if boxes is None else list(boxes)
         categories = [None] * n if categories is None else list(categories)
-        if len(boxes) != n or len(categories) != n:
-            raise ValueError(f"{n} images but {len(boxes)} boxes and {len(categories)} categories")
-        return self.run([self.prepare(img, box, cat) for img, box, cat in zip(images, boxes, categories)])
+        cameras = [None] * n if cameras is None else list(cameras)
+        if len(boxes) != n or len(categories) != n or len(cameras) != n:
+            raise ValueError(f"{n} images but {len(boxes)} boxes, {len(categories)} categories and "
+                             f"{len(cameras)} cameras")
+        return self.run([self.prepare(*item) for item in zip(images, boxes, categories, cameras)])
 
-    def prepare_bytes(self, data: bytes, box: Box | None = None, category: str | None = None) -> PreparedInput:
+    def prepare_bytes(self, data: bytes, box: Box | None = None, category: str | None = None,
+                      camera: Camera | None = None) -> PreparedInput:
         """Decode JPEG/PNG bytes (vantage.imaging.decode_image) and prepare them.
 
         Bytes whose PNG/JPEG header gives no image size are refused before decoding:
         the pixel limit is checked on that size, so a decoder must never see an image
         whose size is unknown (decompression bombs).
         """
-        self.category_hint(category)  # refuse an unknown category before decoding
+        self.category_hint(category)  # refuse an unknown category or camera before decoding
+        if camera is not None:
+            camera_matrix(camera)
         if data and image_size_from_header(data) is None:
             raise ImageError(
                 f"image bytes ({len(data)} bytes) could not be decoded as JPEG or PNG (no readable image header)"
@@ -257,13 +289,14 @@ class Predictor:
         t0 = time.perf_counter()
         image = decode_image(data, self.max_pixels)
         decode_ms = (time.perf_counter() - t0) * 1e3
-        prepared = self.prepare(image, box, category)
+        prepared = self.prepare(image, box, category, camera)
         prepared.decode_ms = decode_ms
         return prepared
 
-    def predict_bytes(self, data: bytes, box: Box | None = None, category: str | None = None) -> PoseResult:
+    def predict_bytes(self, data: bytes, box: Box | None = None, category: str | None = None,
+                      camera: Camera | None = None) -> PoseResult:
         """One encoded image → result (decode time included in the timings)."""
-        return self.run([self.prepare_bytes(data, box, category)])[0]
+        return self.run([self.prepare_bytes(data, box, category, camera)])[0]
 
     def warmup(self) -> None:
         """One dummy inference (a mean-colour image, unknown category) so the first request is not slow."""

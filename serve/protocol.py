@@ -31,10 +31,12 @@ def make_request(
     frame_id: int = 0,
     keep_frame: bool = False,
     alternatives: int = 0,
+    camera: Sequence[float] | None = None,
 ) -> vantage_pb2.EstimateRequest:
     """EstimateRequest from encoded image bytes, an optional (x_min, y_min, x_max, y_max) box in pixels
     and an optional known category name; `keep_frame` asks a stream never to drop this frame as stale;
-    `alternatives` asks for that many alternative poses besides the answer."""
+    `alternatives` asks for that many alternative poses besides the answer; `camera` (fx, fy, cx, cy),
+    the intrinsics in pixels of the image, turns the pose to the camera's optical axis."""
     if alternatives < 0:
         raise ValueError(f"alternatives must be 0 or more, got {alternatives}")
     request = vantage_pb2.EstimateRequest(
@@ -46,6 +48,11 @@ def make_request(
             raise ValueError(f"box must have 4 numbers (x_min, y_min, x_max, y_max), got {len(box)}")
         x0, y0, x1, y1 = (float(v) for v in box)
         request.box.CopyFrom(vantage_pb2.Box(x_min=x0, y_min=y0, x_max=x1, y_max=y1))
+    if camera is not None:
+        if len(camera) != 4:
+            raise ValueError(f"camera must have 4 numbers (fx, fy, cx, cy), got {len(camera)}")
+        fx, fy, cx, cy = (float(v) for v in camera)
+        request.camera.CopyFrom(vantage_pb2.Camera(fx=fx, fy=fy, cx=cx, cy=cy))
     return request
 
 
@@ -67,3 +74,11 @@ def request_box(request: vantage_pb2.EstimateRequest) -> tuple[float, float, flo
         return None
     b = request.box
     return (b.x_min, b.y_min, b.x_max, b.y_max)
+
+
+def request_camera(request: vantage_pb2.EstimateRequest) -> tuple[float, float, float, float] | None:
+    """The request's camera intrinsics (fx, fy, cx, cy), None when the field is absent."""
+    if not request.HasField("camera"):
+        return None
+    c = request.camera
+    return (c.fx, c.fy, c.cx, c.cy)

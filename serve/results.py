@@ -45,7 +45,10 @@ class PoseResult:
     `pose_confidence` is the answer's share of the pose probability mass and
     `alternatives` the other likely poses, most likely first, none without mass
     (both absent / empty for bundles exported before pose hypotheses existed; over
-    gRPC, alternatives only as many as the request asked for).
+    gRPC, alternatives only as many as the request asked for). `camera_turn` is the
+    rotation by which the poses were turned from the crop's ray to the optical axis of the
+    request's camera (vantage.geometry.ray_rotation), None without a camera (in process
+    only, like `embedding`).
     """
 
     category: str
@@ -60,6 +63,7 @@ class PoseResult:
     embedding: list[float] = field(default_factory=list)
     pose_confidence: float | None = None
     alternatives: list[Hypothesis] = field(default_factory=list)
+    camera_turn: list[list[float]] | None = None
 
 
 def wire_float(x: float) -> float:

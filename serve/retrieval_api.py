@@ -72,11 +72,13 @@ def view_message(hit: ViewHit) -> vantage_pb2.RetrievedView:
     )
 
 
-def pose_message(pose: NeighbourPose) -> vantage_pb2.NeighbourPose:
-    """A neighbour pose on the wire, with the viewpoint and quaternion clients would otherwise derive."""
-    w, x, y, z = (float(v) for v in rotation_to_quaternion(pose.rotation))
+def pose_message(pose: NeighbourPose, turn: np.ndarray | None = None) -> vantage_pb2.NeighbourPose:
+    """A neighbour pose on the wire, with the viewpoint and quaternion clients would otherwise derive;
+    `turn` takes it from the crop's ray to the camera's axis, like the answer (PoseResult.camera_turn)."""
+    rotation = pose.rotation if turn is None else turn @ pose.rotation
+    w, x, y, z = (float(v) for v in rotation_to_quaternion(rotation))
     return vantage_pb2.NeighbourPose(
-        rotation=pose.rotation.ravel().tolist(), viewpoint=_viewpoint(pose.rotation),
+        rotation=rotation.ravel().tolist(), viewpoint=_viewpoint(rotation),
         quaternion=vantage_pb2.Quaternion(w=w, x=x, y=y, z=z), support=pose.support, count=pose.count,
         method=pose.method,
     )
@@ -117,8 +119,12 @@ class Retriever:
                 model_id=m.model_id, category=m.category, score=m.score, best_view=view_message(m.best_view),
                 views=m.views, wireframe=[] if wire is None else wire.ravel().tolist()))
         if hits:
-            out.knn_pose.CopyFrom(pose_message(knn_pose(hits)))
-            out.fused_pose.CopyFrom(pose_message(fused_pose(np.asarray(result.rotation), hits)))
+            # the rendered views are seen along their optical axes, as the crop along its ray: poses are
+            # compared and averaged there, then turned like the answer when the request gave its camera
+            turn = None if result.camera_turn is None else np.asarray(result.camera_turn)
+            rotation = np.asarray(result.rotation) if turn is None else turn.T @ np.asarray(result.rotation)
+            out.knn_pose.CopyFrom(pose_message(knn_pose(hits), turn))
+            out.fused_pose.CopyFrom(pose_message(fused_pose(rotation, hits), turn))
         return out
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from serve_fixtures import make_test_image
 from vantage.cli import main as cli_main
-from vantage.geometry import geodesic_distance
+from vantage.geometry import camera_matrix, geodesic_distance, ray_rotation
 from vantage.serve.client import PoseClient
 from vantage.serve.engine import Predictor
 from vantage.serve.protocol import make_request
@@ -243,6 +243,29 @@ def test_retrieve_rpc_finds_the_view_model_and_pose(client: PoseClient, first_mo
     assert r.knn_pose.method == "knn-so3-10" and r.fused_pose.method.startswith("fused-")
     assert len(response.estimate.rotation) == 9 and not response.estimate.HasField("retrieval")
     assert not any(m.wireframe for m in r.models)  # only when asked
+
+
+def test_a_camera_turns_the_neighbour_poses_like_the_answer_but_not_the_views(client: PoseClient,
+                                                                              first_model_views) -> None:
+    i = 60
+    image, box = png(first_model_views.images[i]), first_model_views.boxes[i]
+    camera = (80.0, 80.0, 10.0, 20.0)  # the principal point far off the box: a turn of tens of degrees
+    plain, turned = (make_request(image, box, camera=c) for c in (None, camera))
+    for request in (plain, turned):
+        request.top_k = 5
+    plain, turned = (client.stub.Estimate(r, timeout=20) for r in (plain, turned))
+    turn = ray_rotation(camera_matrix(camera), np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2]))
+    assert geodesic_distance(turn, np.eye(3)) > 20.0
+
+    def rot(message) -> np.ndarray:
+        return np.asarray(message.rotation, np.float64).reshape(3, 3)
+
+    np.testing.assert_allclose(rot(turned), turn @ rot(plain), atol=2e-6)
+    for name in ("knn_pose", "fused_pose"):
+        before, after = getattr(plain.retrieval, name), getattr(turned.retrieval, name)
+        np.testing.assert_allclose(rot(after), turn @ rot(before), atol=2e-6)
+        assert after.method == before.method and after.support == before.support
+    assert [v.rotation for v in turned.retrieval.views] == [v.rotation for v in plain.retrieval.views]
 
 
 def test_retrieve_sends_the_best_models_wireframes_when_asked(client: PoseClient, index: ViewIndex,

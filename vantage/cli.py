@@ -173,7 +173,7 @@ def _predict(args: argparse.Namespace) -> int:
         options = client_security(*secured)
         results = predict_files(args.images, server=args.server, model=args.model, box=args.box,
                                 category=args.category, concurrency=args.concurrency, client_options=options,
-                                alternatives=args.alternatives)
+                                alternatives=args.alternatives, camera=args.camera)
     except ValueError as exc:
         print(f"vantage predict: {exc}", file=sys.stderr)
         return 2
@@ -385,6 +385,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--model", help="bundle folder, run in-process")
     q.add_argument("--box", type=float, nargs=4, metavar=("X_MIN", "Y_MIN", "X_MAX", "Y_MAX"))
     q.add_argument("--category", help="known category name")
+    q.add_argument("--camera", type=float, nargs=4, metavar=("FX", "FY", "CX", "CY"),
+                   help="the camera's intrinsics in pixels of the images: the pose is turned to its optical axis "
+                        "(without them it is relative to the ray through the box centre)")
     q.add_argument("--json", action="store_true", help="one JSON object per image and line")
     q.add_argument("--concurrency", type=int, default=4,
                    help="with --server: Estimate calls in flight at once, which the server may batch (default 4)")

@@ -8,6 +8,8 @@ rotations map object coordinates to OpenCV camera coordinates:
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 
 _FLIP = np.diag([1.0, -1.0, -1.0])
@@ -177,6 +179,20 @@ def chordal_mean(rotations: np.ndarray, weights: np.ndarray | None = None) -> np
     u, _, vt = np.linalg.svd(m)
     d = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt)) or 1.0])
     return u @ d @ vt
+
+
+class CameraError(ValueError):
+    """Intrinsics that cannot be a pinhole camera's; the message names the numbers."""
+
+
+def camera_matrix(camera: Sequence[float]) -> np.ndarray:
+    """K (3×3) of pinhole intrinsics (fx, fy, cx, cy) in pixels; CameraError unless they are 4 finite
+    numbers with fx, fy > 0."""
+    values = [float(v) for v in camera]
+    if len(values) != 4 or not all(np.isfinite(values)) or values[0] <= 0 or values[1] <= 0:
+        raise CameraError(f"camera must be 4 finite numbers (fx, fy, cx, cy) with fx, fy > 0, got {values}")
+    fx, fy, cx, cy = values
+    return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
 
 
 def ray_rotation(intrinsics: np.ndarray, points: np.ndarray) -> np.ndarray:

@@ -18,8 +18,20 @@ class Box(_message.Message):
     y_max: float
     def __init__(self, x_min: _Optional[float] = ..., y_min: _Optional[float] = ..., x_max: _Optional[float] = ..., y_max: _Optional[float] = ...) -> None: ...
 
+class Camera(_message.Message):
+    __slots__ = ("fx", "fy", "cx", "cy")
+    FX_FIELD_NUMBER: _ClassVar[int]
+    FY_FIELD_NUMBER: _ClassVar[int]
+    CX_FIELD_NUMBER: _ClassVar[int]
+    CY_FIELD_NUMBER: _ClassVar[int]
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    def __init__(self, fx: _Optional[float] = ..., fy: _Optional[float] = ..., cx: _Optional[float] = ..., cy: _Optional[float] = ...) -> None: ...
+
 class EstimateRequest(_message.Message):
-    __slots__ = ("image", "box", "category", "request_id", "frame_id", "keep_frame", "alternatives", "top_k", "wireframe_models")
+    __slots__ = ("image", "box", "category", "request_id", "frame_id", "keep_frame", "alternatives", "camera", "top_k", "wireframe_models")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     BOX_FIELD_NUMBER: _ClassVar[int]
     CATEGORY_FIELD_NUMBER: _ClassVar[int]
@@ -27,6 +39,7 @@ class EstimateRequest(_message.Message):
     FRAME_ID_FIELD_NUMBER: _ClassVar[int]
     KEEP_FRAME_FIELD_NUMBER: _ClassVar[int]
     ALTERNATIVES_FIELD_NUMBER: _ClassVar[int]
+    CAMERA_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     WIREFRAME_MODELS_FIELD_NUMBER: _ClassVar[int]
     image: bytes
@@ -36,9 +49,10 @@ class EstimateRequest(_message.Message):
     frame_id: int
     keep_frame: bool
     alternatives: int
+    camera: Camera
     top_k: int
     wireframe_models: int
-    def __init__(self, image: _Optional[bytes] = ..., box: _Optional[_Union[Box, _Mapping]] = ..., category: _Optional[str] = ..., request_id: _Optional[str] = ..., frame_id: _Optional[int] = ..., keep_frame: _Optional[bool] = ..., alternatives: _Optional[int] = ..., top_k: _Optional[int] = ..., wireframe_models: _Optional[int] = ...) -> None: ...
+    def __init__(self, image: _Optional[bytes] = ..., box: _Optional[_Union[Box, _Mapping]] = ..., category: _Optional[str] = ..., request_id: _Optional[str] = ..., frame_id: _Optional[int] = ..., keep_frame: _Optional[bool] = ..., alternatives: _Optional[int] = ..., camera: _Optional[_Union[Camera, _Mapping]] = ..., top_k: _Optional[int] = ..., wireframe_models: _Optional[int] = ...) -> None: ...
 
 class CategoryScore(_message.Message):
     __slots__ = ("name", "score")

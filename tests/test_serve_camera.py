@@ -1,0 +1,88 @@
+"""Camera intrinsics in a request turn the pose to the optical axis: real server, in-process path, CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import grpc
+import numpy as np
+import pytest
+
+from test_serve_hypotheses import bin_bundle, images, served  # noqa: F401 (module fixtures: one bundle, one server)
+from vantage.geometry import (CameraError, axis_angle_to_rotation, quaternion_to_rotation, ray_rotation,
+                              viewpoint_to_rotation)
+from vantage.serve.predict import predict_files
+from vantage.serve.protocol import make_request
+
+CAMERA = (120.0, 110.0, 40.0, 30.0)  # fx, fy, cx, cy of the 96×80 test images
+K = np.array([[120.0, 0.0, 40.0], [0.0, 110.0, 30.0], [0.0, 0.0, 1.0]])
+
+
+def _rotation(values) -> np.ndarray:
+    return np.asarray(values, np.float64).reshape(3, 3)
+
+
+def test_the_answer_and_its_alternatives_are_turned_from_the_box_ray_to_the_axis(served, images):  # noqa: F811
+    box = (50.0, 40.0, 90.0, 76.0)  # centre (70, 58): 14° right of and 14° below the principal point
+    turn = ray_rotation(K, np.array([70.0, 58.0]))
+    for image in images[:2]:
+        plain = served.estimate(image, box=box, alternatives=3)
+        turned = served.estimate(image, box=box, alternatives=3, camera=CAMERA)
+        rotation = _rotation(turned.rotation)
+        np.testing.assert_allclose(rotation, turn @ _rotation(plain.rotation), atol=2e-6)
+        # every form of the answer is of the turned rotation
+        np.testing.assert_allclose(axis_angle_to_rotation(np.array(turned.axis_angle)), rotation, atol=2e-6)
+        q = turned.quaternion
+        np.testing.assert_allclose(quaternion_to_rotation(np.array([q.w, q.x, q.y, q.z])), rotation, atol=2e-6)
+        v = turned.viewpoint
+        np.testing.assert_allclose(viewpoint_to_rotation(v.azimuth, v.elevation, v.theta), rotation, atol=2e-5)
+        assert len(turned.alternatives) == len(plain.alternatives) > 0
+        for before, after in zip(plain.alternatives, turned.alternatives):
+            np.testing.assert_allclose(_rotation(after.rotation), turn @ _rotation(before.rotation), atol=2e-6)
+            assert after.score == before.score
+        # what the model saw and how sure it is do not change
+        assert turned.pose_confidence == plain.pose_confidence and turned.category == plain.category
+        assert [s.score for s in turned.category_scores] == [s.score for s in plain.category_scores]
+
+
+def test_an_object_on_the_axis_keeps_its_pose_and_no_box_means_the_image_centre(served, images):  # noqa: F811
+    image = images[0]
+    centred = served.estimate(image, box=(20.0, 10.0, 60.0, 50.0), camera=CAMERA)  # centre = principal point
+    plain = served.estimate(image, box=(20.0, 10.0, 60.0, 50.0))
+    np.testing.assert_allclose(_rotation(centred.rotation), _rotation(plain.rotation), atol=2e-6)
+    whole = served.estimate(image, camera=CAMERA)  # the whole 96×80 image: its centre (48, 40)
+    np.testing.assert_allclose(_rotation(whole.rotation),
+                               ray_rotation(K, np.array([48.0, 40.0])) @ _rotation(served.estimate(image).rotation),
+                               atol=2e-6)
+
+
+@pytest.mark.parametrize("camera", [(0.0, 110.0, 40.0, 30.0), (120.0, -1.0, 40.0, 30.0), (120.0, 110.0, np.nan, 30.0)])
+def test_impossible_intrinsics_are_invalid_and_the_server_keeps_serving(served, images, camera):  # noqa: F811
+    with pytest.raises(grpc.RpcError) as err:
+        served.estimate(images[0], camera=camera)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "camera must be 4 finite numbers (fx, fy, cx, cy) with fx, fy > 0" in err.value.details()
+    assert served.estimate(images[0]).category
+
+
+def test_both_predict_paths_and_the_command_line_turn_alike(bin_bundle, served, images, tmp_path):  # noqa: F811
+    path = tmp_path / "a.jpg"
+    path.write_bytes(images[1])
+    box = (10.0, 12.0, 50.0, 70.0)
+    (local,) = predict_files([path], model=bin_bundle, box=box, camera=CAMERA, alternatives=1)
+    (remote,) = predict_files([path], server=served.target, box=box, camera=CAMERA, alternatives=1)
+    assert local["rotation"] == remote["rotation"] and local["alternatives"] == remote["alternatives"]
+    (plain,) = predict_files([path], model=bin_bundle, box=box)
+    assert not np.allclose(local["rotation"], plain["rotation"], atol=1e-3)
+    res = subprocess.run([sys.executable, "-m", "vantage", "predict", str(path), "--model", str(bin_bundle), "--box",
+                          *map(str, box), "--camera", *map(str, CAMERA), "--json"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert json.loads(res.stdout)["rotation"] == local["rotation"]
+
+    with pytest.raises(CameraError, match="got \\[120.0, 110.0, 40.0\\]"):
+        predict_files([tmp_path / "never-read.jpg"], model=bin_bundle, camera=CAMERA[:3])
+    with pytest.raises(ValueError, match="camera must have 4 numbers"):
+        make_request(images[0], camera=(1.0, 2.0))
