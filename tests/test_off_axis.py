@@ -90,15 +90,21 @@ def test_eval_camera_turns_a_perfect_crop_reading_back_to_each_views_label(rende
     assert plain.max() > 15.0 and corrected.max() < 5.0  # left: the box centre is not quite the object's
 
 
-def test_eval_camera_on_the_command_line_and_without_intrinsics(rendered: Path, tmp_path: Path) -> None:
-    from vantage.train.evaluate import with_camera
+@pytest.fixture(scope="module")
+def checkpoint(rendered: Path) -> Path:
     from vantage.train.trainer import TrainConfig, train
 
-    make_off_axis(rendered / "views", tmp_path / "turned", OffAxisConfig(max_angle=30.0), progress=False)
-    cfg = TrainConfig(data=[str(rendered / "views")], out=str(tmp_path / "run"), epochs=1, batch_size=6,
+    cfg = TrainConfig(data=[str(rendered / "views")], out=str(rendered / "run"), epochs=1, batch_size=6,
                       augmented_copies=0, progress=False)
     cfg.model.categories, cfg.model.input_size, cfg.model.head = ["car", "chair"], 64, "regression_g"
-    checkpoint = train(cfg)
+    return train(cfg)
+
+
+def test_eval_camera_on_the_command_line_and_without_intrinsics(rendered: Path, checkpoint: Path,
+                                                                 tmp_path: Path) -> None:
+    from vantage.train.evaluate import with_camera
+
+    make_off_axis(rendered / "views", tmp_path / "turned", OffAxisConfig(max_angle=30.0), progress=False)
     res = subprocess.run([sys.executable, "-m", "vantage", "eval", "--model", str(checkpoint), "--data",
                           str(tmp_path / "turned"), "--out", str(tmp_path / "eval"), "--camera"],
                          capture_output=True, text=True, timeout=300)
@@ -109,3 +115,17 @@ def test_eval_camera_on_the_command_line_and_without_intrinsics(rendered: Path, 
     samples[2].intrinsics = None  # as in a manifest written before intrinsics were recorded
     with pytest.raises(ValueError, match="1 views have no intrinsics"):
         with_camera(samples, lambda hints: {})
+
+
+def test_the_bench_measures_each_turn_with_and_without_the_camera(rendered: Path, checkpoint: Path,
+                                                                   tmp_path: Path, capsys) -> None:
+    from vantage.train.off_axis_bench import main
+
+    main(["--model", str(checkpoint), "--data", str(rendered / "views"), "--out", str(tmp_path), "--angles", "0", "30"])
+    result = json.loads((tmp_path / "off_axis.json").read_text())
+    assert [(r["max_angle"], r["camera"]) for r in result["rows"]] == [(0, False), (0, True), (30, False), (30, True)]
+    assert all(r["views"] == 6 and 0 <= r["med_err"] <= 180 for r in result["rows"])
+    assert sum(b["views"] for b in result["bands"]) == 6 and all(b["to"] <= 30 for b in result["bands"])
+    assert (tmp_path / "off_axis.png").read_bytes()[:4] == b"\x89PNG"
+    printed = capsys.readouterr().out
+    assert "| 0-30° | 6 |" in printed and "without camera" in printed

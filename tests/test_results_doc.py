@@ -71,3 +71,17 @@ def test_calibration_section_compares_the_raw_and_calibrated_confidence_of_the_s
     uncalibrated = copy.deepcopy(reference)
     uncalibrated["hypotheses"]["calibration"] = {}
     assert calibration_section(uncalibrated) == [], "no calibration, nothing to compare"
+
+
+def test_off_axis_section_shows_both_answers_per_turn() -> None:
+    from vantage.train.results_doc import OFF_AXIS, off_axis_section
+
+    stored = DOCS / OFF_AXIS / "off_axis.json"
+    result = json.loads(stored.read_text())
+    text = "\n".join(off_axis_section(result))
+    for plain, camera in zip(result["rows"][::2], result["rows"][1::2]):
+        assert not plain["camera"] and camera["camera"] and plain["max_angle"] == camera["max_angle"]
+        assert (f"| 0-{plain['max_angle']:g}° | {plain['views']} | {plain['med_err']:.1f} / {plain['acc_pi6']:.3f} | "
+                f"{camera['med_err']:.1f} / {camera['acc_pi6']:.3f} |") in text
+    assert f"({OFF_AXIS}/off_axis.png)" in text and (DOCS / OFF_AXIS / "off_axis.png").is_file()
+    assert off_axis_section(None) == []
