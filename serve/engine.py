@@ -25,8 +25,8 @@ from vantage.calibration import ConfidenceCalibration
 from vantage.categories import CATEGORIES
 from vantage.geometry import (CameraError, axis_angle_to_rotation, camera_matrix, ray_rotation, rotation_to_axis_angle, rotation_to_quaternion,
                               rotation_to_viewpoint)
-from vantage.imaging import (DEFAULT_MAX_PIXELS, ImageError, crop_square, decode_image, image_size_from_header, normalise,
-                             validate_box)
+from vantage.imaging import (DEFAULT_MAX_PIXELS, ImageError, crop_rectified, crop_square, decode_image,
+                             image_size_from_header, normalise, validate_box)
 from vantage.serve.backends import Backend, TensorSpec, create_backend
 from vantage.serve.results import Hypothesis, PoseResult
 
@@ -160,15 +160,21 @@ class Predictor:
                 camera: Camera | None = None) -> PreparedInput:
         """Crop and normalise one RGB uint8 image; ImageError / UnknownCategoryError / CameraError on bad input.
 
-        With `camera` (fx, fy, cx, cy), the results' rotations are turned to its optical axis (`camera_turn`)."""
+        With `camera` (fx, fy, cx, cy), the crop is taken from the view of the camera turned to the box
+        centre (`crop_rectified`: the object undistorted, as the networks saw renders) and the results'
+        rotations are turned back to its optical axis (`camera_turn`)."""
         t0 = time.perf_counter()
         if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             desc = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
             raise ImageError(f"image must be an RGB uint8 array (H, W, 3), got {desc}")
         hint = self.category_hint(category)
         meta = self.metadata
-        turn = None if camera is None else camera_turn(camera, validate_box(box, image.shape[1], image.shape[0]))
-        crop = crop_square(image, box, self.input_size, float(meta.crop_margin), self.max_pixels)
+        if camera is None:
+            turn, crop = None, crop_square(image, box, self.input_size, float(meta.crop_margin), self.max_pixels)
+        else:
+            k = camera_matrix(camera)
+            turn = camera_turn(camera, validate_box(box, image.shape[1], image.shape[0]))
+            crop = crop_rectified(image, box, k, self.input_size, float(meta.crop_margin), self.max_pixels)
         tensor = normalise(crop[None], meta.mean, meta.std)[0]
         return PreparedInput(tensor, hint, category or None, preprocess_ms=(time.perf_counter() - t0) * 1e3, turn=turn)
 

@@ -245,27 +245,28 @@ def test_retrieve_rpc_finds_the_view_model_and_pose(client: PoseClient, first_mo
     assert not any(m.wireframe for m in r.models)  # only when asked
 
 
-def test_a_camera_turns_the_neighbour_poses_like_the_answer_but_not_the_views(client: PoseClient,
+def test_a_camera_turns_the_neighbour_poses_like_the_answer_but_not_the_views(bundle: Path, index: ViewIndex,
                                                                               first_model_views) -> None:
+    from dataclasses import replace
+
+    from vantage.serve.retrieval_api import Retriever
+
     i = 60
-    image, box = png(first_model_views.images[i]), first_model_views.boxes[i]
-    camera = (80.0, 80.0, 10.0, 20.0)  # the principal point far off the box: a turn of tens of degrees
-    plain, turned = (make_request(image, box, camera=c) for c in (None, camera))
-    for request in (plain, turned):
-        request.top_k = 5
-    plain, turned = (client.stub.Estimate(r, timeout=20) for r in (plain, turned))
-    turn = ray_rotation(camera_matrix(camera), np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2]))
+    result = Predictor(bundle).predict([first_model_views.images[i]], [first_model_views.boxes[i]])[0]
+    turn = ray_rotation(camera_matrix((80.0, 80.0, 10.0, 20.0)), np.array([70.0, 60.0]))
     assert geodesic_distance(turn, np.eye(3)) > 20.0
+    turned = replace(result, rotation=(turn @ np.array(result.rotation)).tolist(), camera_turn=turn.tolist())
+    retriever = Retriever(index)
+    plain, after = (retriever.retrieve(r, 5, None) for r in (result, turned))
 
     def rot(message) -> np.ndarray:
         return np.asarray(message.rotation, np.float64).reshape(3, 3)
 
-    np.testing.assert_allclose(rot(turned), turn @ rot(plain), atol=2e-6)
     for name in ("knn_pose", "fused_pose"):
-        before, after = getattr(plain.retrieval, name), getattr(turned.retrieval, name)
-        np.testing.assert_allclose(rot(after), turn @ rot(before), atol=2e-6)
-        assert after.method == before.method and after.support == before.support
-    assert [v.rotation for v in turned.retrieval.views] == [v.rotation for v in plain.retrieval.views]
+        before, now = getattr(plain, name), getattr(after, name)
+        np.testing.assert_allclose(rot(now), turn @ rot(before), atol=2e-6)
+        assert now.method == before.method and now.support == before.support
+    assert [v.rotation for v in after.views] == [v.rotation for v in plain.views]  # each view's own rotation
 
 
 def test_retrieve_sends_the_best_models_wireframes_when_asked(client: PoseClient, index: ViewIndex,

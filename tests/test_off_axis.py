@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -18,6 +19,7 @@ from vantage.train.off_axis import OffAxisConfig, make_off_axis, turn
 from test_render import iou, project_mask, read_mask
 
 K = np.array([[400.0, 0.0, 310.0], [0.0, 420.0, 250.0], [0.0, 0.0, 1.0]])
+K_CENTRED = np.array([[150.0, 0.0, 60.0], [0.0, 150.0, 45.0], [0.0, 0.0, 1.0]])  # principal point (60, 45)
 
 
 def test_the_ray_rotation_is_the_smallest_turn_of_the_axis_onto_the_ray() -> None:
@@ -129,3 +131,32 @@ def test_the_bench_measures_each_turn_with_and_without_the_camera(rendered: Path
     assert (tmp_path / "off_axis.png").read_bytes()[:4] == b"\x89PNG"
     printed = capsys.readouterr().out
     assert "| 0-30° | 6 |" in printed and "without camera" in printed
+
+
+def test_a_rectified_crop_of_a_turned_view_is_the_crop_of_the_view_on_the_axis() -> None:
+    from vantage.imaging import crop_rectified, crop_square
+    from vantage.train.off_axis import off_axis_view
+
+    rng = np.random.default_rng(0)
+    texture = cv2.GaussianBlur(rng.integers(0, 255, (200, 200, 3), dtype=np.uint8), (0, 0), 3)
+    smooth = cv2.resize(cv2.resize(texture, (20, 20), interpolation=cv2.INTER_AREA), (200, 200),
+                        interpolation=cv2.INTER_CUBIC)  # no detail finer than resampling keeps
+    k = np.array([[300.0, 0.0, 100.0], [0.0, 300.0, 100.0], [0.0, 0.0, 1.0]])
+    on_axis = crop_square(smooth, (60.0, 60.0, 140.0, 140.0), 64).astype(float)  # a box centred on the axis
+    for angle, bound in ((4.0, 0.2), (20.0, 0.8)):
+        q = turn(angle, 30.0)
+        image, _, k_new, _ = off_axis_view(smooth, np.ones((200, 200), bool), k, np.eye(3), q, 1000)
+        to_new = k_new @ q @ np.linalg.inv(k)
+        # the box around where the turned camera sees the old axis, as wide as the old box's edges there
+        ends = np.array([[100.0, 100.0, 1.0], [60.0, 100.0, 1.0], [140.0, 100.0, 1.0], [100.0, 60.0, 1.0],
+                         [100.0, 140.0, 1.0]]) @ to_new.T
+        ends = ends[:, :2] / ends[:, 2:]
+        centre, half = ends[0], max(np.linalg.norm(ends[2] - ends[1]), np.linalg.norm(ends[4] - ends[3])) / 2
+        box = (*(centre - half), *(centre + half))
+        rectified = np.abs(crop_rectified(image, box, k_new, 64).astype(float) - on_axis).mean()
+        plain = np.abs(crop_square(image, box, 64).astype(float) - on_axis).mean()
+        assert rectified < bound * plain, f"{angle}°: rectified {rectified:.2f} vs square {plain:.2f}"
+    # on the axis it is the square crop
+    image = cv2.GaussianBlur(rng.integers(0, 255, (90, 120, 3), dtype=np.uint8), (0, 0), 2)
+    np.testing.assert_array_equal(crop_rectified(image, (40, 25, 80, 65), K_CENTRED, 32),
+                                  crop_square(image, (40, 25, 80, 65), 32))

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from vantage.categories import category_index
-from vantage.imaging import crop_square, normalise
+from vantage.imaging import crop_rectified, crop_square, normalise
 from vantage.train.symmetry import ZSymmetry
 
 
@@ -168,8 +168,11 @@ def load_crop(
     margin: float,
     augment: AugmentConfig | None = None,
     rng: np.random.Generator | None = None,
+    rectified: bool = False,
 ) -> np.ndarray:
-    """The network input crop (uint8 RGB size×size) of a sample, augmented when `augment` is given."""
+    """The network input crop (uint8 RGB size×size) of a sample, augmented when `augment` is given;
+    `rectified`: taken from the view turned to the box centre with the sample's intrinsics
+    (`vantage.imaging.crop_rectified`, as the server crops a request that gives its camera)."""
     bgr = cv2.imread(str(sample.image_path), cv2.IMREAD_COLOR)
     if bgr is None:
         raise FileNotFoundError(f"cannot read rendered image {sample.image_path}")
@@ -179,7 +182,12 @@ def load_crop(
         box = jitter_box(sample.box, augment.box_jitter, rng)
         h, w = image.shape[:2]
         box = [max(box[0], 0.0), max(box[1], 0.0), min(box[2], float(w)), min(box[3], float(h))]
-    crop = crop_square(image, box, size, margin)
+    if rectified:
+        if sample.intrinsics is None:
+            raise ValueError(f"{sample.image_path} has no intrinsics (K) in its manifest: it cannot be rectified")
+        crop = crop_rectified(image, box, sample.intrinsics, size, margin)
+    else:
+        crop = crop_square(image, box, size, margin)
     if augment is not None and rng is not None:
         crop = photometric(lower_resolution(occlude(crop, augment, rng), augment, rng), augment, rng)
     return crop
@@ -193,9 +201,11 @@ def normalised_crops(
     std: Sequence[float],
     augment: AugmentConfig | None = None,
     rng: np.random.Generator | None = None,
+    rectified: bool = False,
 ) -> np.ndarray:
-    """Float32 (N, 3, size, size) network inputs of `samples`, augmented when `augment` and `rng` are given."""
-    out = [normalise(np.stack([load_crop(s, size, margin, augment, rng) for s in samples[sl]]), mean, std)
+    """Float32 (N, 3, size, size) network inputs of `samples`, augmented when `augment` and `rng` are given
+    (`rectified`: see `load_crop`)."""
+    out = [normalise(np.stack([load_crop(s, size, margin, augment, rng, rectified) for s in samples[sl]]), mean, std)
            for sl in batches(len(samples), 64)]
     return np.concatenate(out).astype(np.float32)
 

@@ -34,18 +34,20 @@ Runner = Callable[[np.ndarray], dict[str, np.ndarray]]
 EVAL_OUTPUTS = ("category_probs", "rotation", *HYPOTHESIS_OUTPUT_NAMES)
 
 
-def bundle_runner(bundle: Path, data: str | Path, calibrated: bool = True) -> tuple[list[str], list[Sample], Runner]:
+def bundle_runner(bundle: Path, data: str | Path, calibrated: bool = True,
+                  rectified: bool = False) -> tuple[list[str], list[Sample], Runner]:
     """Categories, samples and a runner of an exported bundle (ONNX Runtime, CPU).
 
     `calibrated`: hypothesis scores through the bundle's confidence calibration, as the server
     reports them; False gives the graph's raw scores (what `vantage calibrate` fits).
+    `rectified`: crops of the views turned to the box centres (vantage.imaging.crop_rectified).
     """
     from vantage.export.onnx_export import ort_session
 
     meta = load_metadata(bundle)
     calibration = meta.calibration() if calibrated else None
     samples = read_samples(data, meta.categories)
-    x = normalised_crops(samples, meta.input_size, meta.crop_margin, meta.mean, meta.std)
+    x = normalised_crops(samples, meta.input_size, meta.crop_margin, meta.mean, meta.std, rectified=rectified)
     sess = ort_session(bundle / meta.onnx_file)
     names = [n for n in EVAL_OUTPUTS if n in meta.output_names]  # bundles exported before hypotheses lack them
 
@@ -59,9 +61,10 @@ def bundle_runner(bundle: Path, data: str | Path, calibrated: bool = True) -> tu
     return meta.categories, samples, run
 
 
-def checkpoint_runner(checkpoint: Path, data: str | Path) -> tuple[list[str], list[Sample], Runner]:
+def checkpoint_runner(checkpoint: Path, data: str | Path,
+                      rectified: bool = False) -> tuple[list[str], list[Sample], Runner]:
     """Categories, samples and a runner of a training checkpoint (as its one-network bundle would answer);
-    frozen features are computed once."""
+    frozen features are computed once; `rectified` as for `bundle_runner`."""
     import torch
 
     from vantage.imaging import IMAGENET_MEAN, IMAGENET_STD
@@ -71,7 +74,8 @@ def checkpoint_runner(checkpoint: Path, data: str | Path) -> tuple[list[str], li
     model, info = load_model(checkpoint)
     cfg = model.config
     samples = read_samples(data, cfg.categories)
-    x = normalised_crops(samples, cfg.input_size, info["config"].crop_margin, IMAGENET_MEAN, IMAGENET_STD)
+    x = normalised_crops(samples, cfg.input_size, info["config"].crop_margin, IMAGENET_MEAN, IMAGENET_STD,
+                         rectified=rectified)
     with torch.no_grad():
         feats = [model.features(torch.from_numpy(x[sl])) for sl in batches(len(x), 64)]
 
@@ -197,8 +201,9 @@ def evaluate(model: str | Path, data: str | Path, out: str | Path | None = None,
     """Evaluate a bundle folder or a checkpoint file on a rendered dataset; write the report to `out`.
 
     `models`: the mesh folder the test views were rendered from, for the symmetry-reduced error
-    of views whose manifest predates recorded symmetries. `camera`: turn the answers to each
-    view's optical axis (`with_camera`), for views whose object is off the axis (vantage.train.off_axis).
+    of views whose manifest predates recorded symmetries. `camera`: as the server answers a request with
+    its camera: crops of the views turned to the box centres, answers turned back to each view's optical
+    axis (`with_camera`); for views whose object is off the axis (vantage.train.off_axis).
     """
     model = Path(model)
     # the mesh folder is read first, so a wrong path fails before the model runs over every image
@@ -206,7 +211,7 @@ def evaluate(model: str | Path, data: str | Path, out: str | Path | None = None,
     make = bundle_runner if (model / METADATA_FILE).is_file() else checkpoint_runner
     if not model.exists():
         raise FileNotFoundError(f"{model} is neither a bundle folder nor a checkpoint file")
-    categories, samples, run = make(model, data)
+    categories, samples, run = make(model, data, rectified=camera)
     report = evaluate_runner(categories, samples, with_camera(samples, run) if camera else run, meshes=meshes)
     report["model"], report["data"], report["camera"] = str(model), str(data), camera
     if "hypotheses" in report and make is bundle_runner:  # which scores the confidence figures are of

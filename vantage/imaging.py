@@ -119,6 +119,50 @@ def crop_square(
     return cv2.resize(inner, (out_size, out_size), interpolation=interp)
 
 
+def crop_rectified(
+    image: np.ndarray,
+    box: Sequence[float] | None,
+    intrinsics: np.ndarray,
+    out_size: int,
+    margin: float = 0.1,
+    max_pixels: int | None = None,
+) -> np.ndarray:
+    """`crop_square` of the image the camera (intrinsics K) would take turned to look at the box centre.
+
+    Why: away from the optical axis a pinhole image stretches an object radially (by up to
+    1/cos² of its angle off the axis), while the networks learned on renders whose object sits
+    on the axis. Turning a camera about its centre is a homography, exact at every depth
+    (vantage.geometry.ray_rotation gives the turn), so the crop is taken from the turned view:
+    the box centre lands on its principal point, the object is seen undistorted, and the turn
+    times the network's answer is the pose relative to the real camera. For a box centred on
+    the principal point it is `crop_square` (up to resampling). Same margin, edge replication,
+    area interpolation and `max_pixels` refusal as `crop_square`.
+    """
+    from vantage.geometry import ray_rotation
+
+    h, w = image.shape[:2]
+    x0, y0, x1, y1 = validate_box(box, w, h)
+    k = np.asarray(intrinsics, np.float64)
+    turn = ray_rotation(k, np.array([(x0 + x1) / 2.0, (y0 + y1) / 2.0]))
+    to_turned = k @ turn.T @ np.linalg.inv(k)  # original → turned image (continuous pixel coordinates)
+    # the box's extent in the turned view, between its edges' midpoints (its corners would overstate it:
+    # the object touches each edge of a tight box once, not at the corners)
+    mx, my = (x0 + x1) / 2.0, (y0 + y1) / 2.0
+    edges = np.array([[x0, my, 1.0], [x1, my, 1.0], [mx, y0, 1.0], [mx, y1, 1.0]]) @ to_turned.T
+    edges = edges[:, :2] / edges[:, 2:3]
+    side = max(float(np.linalg.norm(edges[1] - edges[0])), float(np.linalg.norm(edges[3] - edges[2]))) * (1.0 + 2.0 * margin)
+    if max_pixels is not None and side * side > max_pixels:
+        raise ImageError(f"box {[x0, y0, x1, y1]} needs a {side:.0f}x{side:.0f} crop, more than the limit of {max_pixels} pixels")
+    side_px = max(1, int(round(side)))
+    # crop pixel (u, v) ↔ turned-image point principal point + (u, v) − side/2; both continuous, then cv2's centres
+    to_crop = np.array([[1.0, 0.0, side_px / 2.0 - k[0, 2]], [0.0, 1.0, side_px / 2.0 - k[1, 2]], [0.0, 0.0, 1.0]])
+    shift = np.array([[1.0, 0.0, -0.5], [0.0, 1.0, -0.5], [0.0, 0.0, 1.0]])
+    warp = shift @ to_crop @ to_turned @ np.linalg.inv(shift)
+    crop = cv2.warpPerspective(image, warp, (side_px, side_px), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    interp = cv2.INTER_AREA if side_px > out_size else cv2.INTER_LINEAR
+    return cv2.resize(crop, (out_size, out_size), interpolation=interp)
+
+
 def normalise(crops: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
     """uint8 (N, S, S, 3) RGB → float32 (N, 3, S, S) with (x/255 − mean)/std."""
     x = crops.astype(np.float32) / 255.0
