@@ -4,7 +4,9 @@ One function turns an image and an object box into a network input everywhere, s
 that training, ONNX parity checks and the server see identical pixels. Decision
 (POSE.md "Images" and MEASURED.md): the box is made square around its centre,
 enlarged by a context margin, regions outside the image are filled by replicating
-edge pixels (pad, never stretch), then resized with area interpolation.
+edge pixels (pad, never stretch), then resized with area interpolation. When the
+camera's intrinsics are known (a request's `camera`, `vantage eval --camera`), the
+same crop is taken from the view turned to the box centre (`crop_rectified`).
 """
 
 from __future__ import annotations
