@@ -23,8 +23,8 @@ import numpy as np
 from vantage.bundle import BundleError, BundleMetadata, load_metadata
 from vantage.calibration import ConfidenceCalibration
 from vantage.categories import CATEGORIES
-from vantage.geometry import (CameraError, axis_angle_to_rotation, camera_matrix, ray_rotation, rotation_to_axis_angle, rotation_to_quaternion,
-                              rotation_to_viewpoint)
+from vantage.geometry import (axis_angle_to_rotation, camera_matrix, ray_rotation, rotation_to_axis_angle,
+                              rotation_to_quaternion, rotation_to_viewpoint)
 from vantage.imaging import (DEFAULT_MAX_PIXELS, ImageError, crop_rectified, crop_square, decode_image,
                              image_size_from_header, normalise, validate_box)
 from vantage.serve.backends import Backend, TensorSpec, create_backend
@@ -38,13 +38,6 @@ class UnknownCategoryError(ValueError):
     """A request named a category the model does not know; the message lists the known ones."""
 
 
-def camera_turn(camera: Camera, box: tuple[float, float, float, float]) -> np.ndarray:
-    """The rotation from the ray through the box centre to the optical axis of `camera`
-    (vantage.geometry.ray_rotation): it times the network's answer, which is relative to that
-    ray, is POSE.md's R relative to the camera."""
-    return ray_rotation(camera_matrix(camera), np.array([(box[0] + box[2]) / 2.0, (box[1] + box[3]) / 2.0]))
-
-
 @dataclass
 class PreparedInput:
     """One request turned into network inputs (see `Predictor.prepare`)."""
@@ -54,7 +47,7 @@ class PreparedInput:
     category: str | None
     decode_ms: float = 0.0
     preprocess_ms: float = 0.0
-    turn: np.ndarray | None = None  # (3, 3) from the crop's ray to the camera's axis (`camera_turn`); None = no camera
+    turn: np.ndarray | None = None  # (3, 3) from the crop's ray to the camera's axis (see `prepare`); None = no camera
 
 
 class Predictor:
@@ -162,7 +155,8 @@ class Predictor:
 
         With `camera` (fx, fy, cx, cy), the crop is taken from the view of the camera turned to the box
         centre (`crop_rectified`: the object undistorted, as the networks saw renders) and the results'
-        rotations are turned back to its optical axis (`camera_turn`)."""
+        rotations, relative to the ray through the box centre, are turned back to its optical axis by
+        that turn (vantage.geometry.ray_rotation): POSE.md's R relative to the camera."""
         t0 = time.perf_counter()
         if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             desc = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
@@ -173,7 +167,8 @@ class Predictor:
             turn, crop = None, crop_square(image, box, self.input_size, float(meta.crop_margin), self.max_pixels)
         else:
             k = camera_matrix(camera)
-            turn = camera_turn(camera, validate_box(box, image.shape[1], image.shape[0]))
+            x0, y0, x1, y1 = validate_box(box, image.shape[1], image.shape[0])
+            turn = ray_rotation(k, np.array([(x0 + x1) / 2.0, (y0 + y1) / 2.0]))
             crop = crop_rectified(image, box, k, self.input_size, float(meta.crop_margin), self.max_pixels)
         tensor = normalise(crop[None], meta.mean, meta.std)[0]
         return PreparedInput(tensor, hint, category or None, preprocess_ms=(time.perf_counter() - t0) * 1e3, turn=turn)

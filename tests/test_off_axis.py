@@ -134,7 +134,7 @@ def test_the_bench_measures_each_turn_with_and_without_the_camera(rendered: Path
 
 
 def test_a_rectified_crop_of_a_turned_view_is_the_crop_of_the_view_on_the_axis() -> None:
-    from vantage.imaging import crop_rectified, crop_square
+    from vantage.imaging import ImageError, crop_rectified, crop_square
     from vantage.train.off_axis import off_axis_view
 
     rng = np.random.default_rng(0)
@@ -160,3 +160,5 @@ def test_a_rectified_crop_of_a_turned_view_is_the_crop_of_the_view_on_the_axis()
     image = cv2.GaussianBlur(rng.integers(0, 255, (90, 120, 3), dtype=np.uint8), (0, 0), 2)
     np.testing.assert_array_equal(crop_rectified(image, (40, 25, 80, 65), K_CENTRED, 32),
                                   crop_square(image, (40, 25, 80, 65), 32))
+    with pytest.raises(ImageError, match="needs a 48x48 crop, more than the limit of 1000 pixels"):
+        crop_rectified(image, (40, 25, 80, 65), K_CENTRED, 32, max_pixels=1000)  # a client's huge box allocates nothing

@@ -69,8 +69,8 @@ def test_an_object_on_the_axis_keeps_its_pose_and_no_box_means_the_image_centre(
     np.testing.assert_allclose(_rotation(centred.rotation), _rotation(plain.rotation), atol=2e-6)
     whole = served.estimate(image, camera=CAMERA)  # the whole 96×80 image: its centre (48, 40)
     seen = _unturned(Predictor(bin_bundle), image, None, CAMERA)
-    np.testing.assert_allclose(_rotation(whole.rotation), ray_rotation(K, np.array([48.0, 40.0])) @ np.array(seen.rotation),
-                               atol=2e-5)
+    expected = ray_rotation(K, np.array([48.0, 40.0])) @ np.array(seen.rotation)
+    np.testing.assert_allclose(_rotation(whole.rotation), expected, atol=2e-5)
 
 
 @pytest.mark.parametrize("camera", [(0.0, 110.0, 40.0, 30.0), (120.0, -1.0, 40.0, 30.0), (120.0, 110.0, np.nan, 30.0)])

@@ -190,7 +190,8 @@ def with_camera(samples: list[Sample], run: Runner) -> Runner:
         out = dict(run(hints))
         out["rotation"] = turns @ out["rotation"]
         if "pose_hypotheses" in out:
-            out["pose_hypotheses"] = rotation_to_axis_angle(turns[:, None] @ axis_angle_to_rotation(out["pose_hypotheses"]))
+            poses = axis_angle_to_rotation(out["pose_hypotheses"])
+            out["pose_hypotheses"] = rotation_to_axis_angle(turns[:, None] @ poses)
         return out
 
     return turned

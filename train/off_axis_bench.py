@@ -57,8 +57,8 @@ def measure(model: str | Path, data: str | Path, angles: Sequence[float] = (0.0,
 def table(result: dict) -> str:
     """Markdown: one row per largest turn, without and with the camera."""
     by = {(r["max_angle"], r["camera"]): r for r in result["rows"]}
-    lines = ["| object's centre off the axis | views | without camera: MedErr° / Acc@π/6 | with camera: MedErr° / Acc@π/6 |",
-             "|---|---|---|---|"]
+    lines = ["| object's centre off the axis | views | without camera: MedErr° / Acc@π/6 "
+             "| with camera: MedErr° / Acc@π/6 |", "|---|---|---|---|"]
     for angle in dict.fromkeys(r["max_angle"] for r in result["rows"]):
         plain, cam = by[(angle, False)], by[(angle, True)]
         lines.append(f"| 0-{angle:g}° | {plain['views']} | {plain['med_err']:.1f} / {plain['acc_pi6']:.3f} | "

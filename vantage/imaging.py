@@ -103,11 +103,7 @@ def crop_square(
     """
     h, w = image.shape[:2]
     x0, y0, x1, y1 = validate_box(box, w, h)
-    side = max(x1 - x0, y1 - y0) * (1.0 + 2.0 * margin)
-    if max_pixels is not None and side * side > max_pixels:
-        raise ImageError(
-            f"box {[x0, y0, x1, y1]} needs a {side:.0f}x{side:.0f} crop, more than the limit of {max_pixels} pixels"
-        )
+    side = _square_side((x0, y0, x1, y1), max(x1 - x0, y1 - y0), margin, max_pixels)
     cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
     side_px = max(1, int(round(side)))
     left = int(math.floor(cx - side_px / 2.0))
@@ -117,8 +113,20 @@ def crop_square(
     pads = (max(0, -top), max(0, bottom - h), max(0, -left), max(0, right - w))
     if any(pads):
         inner = cv2.copyMakeBorder(inner, *pads, borderType=cv2.BORDER_REPLICATE)
-    interp = cv2.INTER_AREA if side_px > out_size else cv2.INTER_LINEAR
-    return cv2.resize(inner, (out_size, out_size), interpolation=interp)
+    return _resized(inner, out_size)
+
+
+def _square_side(box: tuple[float, float, float, float], extent: float, margin: float, max_pixels: int | None) -> float:
+    """The crop's side: the box's larger extent enlarged by `margin` per side; ImageError past `max_pixels`."""
+    side = extent * (1.0 + 2.0 * margin)
+    if max_pixels is not None and side * side > max_pixels:
+        raise ImageError(f"box {list(box)} needs a {side:.0f}x{side:.0f} crop, more than the limit of {max_pixels} pixels")
+    return side
+
+
+def _resized(square: np.ndarray, out_size: int) -> np.ndarray:
+    interp = cv2.INTER_AREA if square.shape[0] > out_size else cv2.INTER_LINEAR
+    return cv2.resize(square, (out_size, out_size), interpolation=interp)
 
 
 def crop_rectified(
@@ -152,17 +160,15 @@ def crop_rectified(
     mx, my = (x0 + x1) / 2.0, (y0 + y1) / 2.0
     edges = np.array([[x0, my, 1.0], [x1, my, 1.0], [mx, y0, 1.0], [mx, y1, 1.0]]) @ to_turned.T
     edges = edges[:, :2] / edges[:, 2:3]
-    side = max(float(np.linalg.norm(edges[1] - edges[0])), float(np.linalg.norm(edges[3] - edges[2]))) * (1.0 + 2.0 * margin)
-    if max_pixels is not None and side * side > max_pixels:
-        raise ImageError(f"box {[x0, y0, x1, y1]} needs a {side:.0f}x{side:.0f} crop, more than the limit of {max_pixels} pixels")
+    extent = max(float(np.linalg.norm(edges[1] - edges[0])), float(np.linalg.norm(edges[3] - edges[2])))
+    side = _square_side((x0, y0, x1, y1), extent, margin, max_pixels)
     side_px = max(1, int(round(side)))
     # crop pixel (u, v) ↔ turned-image point principal point + (u, v) − side/2; both continuous, then cv2's centres
     to_crop = np.array([[1.0, 0.0, side_px / 2.0 - k[0, 2]], [0.0, 1.0, side_px / 2.0 - k[1, 2]], [0.0, 0.0, 1.0]])
     shift = np.array([[1.0, 0.0, -0.5], [0.0, 1.0, -0.5], [0.0, 0.0, 1.0]])
     warp = shift @ to_crop @ to_turned @ np.linalg.inv(shift)
     crop = cv2.warpPerspective(image, warp, (side_px, side_px), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    interp = cv2.INTER_AREA if side_px > out_size else cv2.INTER_LINEAR
-    return cv2.resize(crop, (out_size, out_size), interpolation=interp)
+    return _resized(crop, out_size)
 
 
 def normalise(crops: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
