@@ -61,6 +61,9 @@ def test_re_imaged_views_keep_labels_that_reproduce_their_silhouettes(rendered: 
     turned = [json.loads(line) for line in (rendered / "turned" / "manifest.jsonl").open()]
     assert len(turned) == len(source) == 6
     assert max(r["off_axis_deg"] for r in turned) > 10.0
+    with pytest.raises(ValueError, match="would replace the views it re-images"):
+        make_off_axis(rendered / "views", rendered, OffAxisConfig(), progress=False)
+    assert (rendered / "views" / "manifest.jsonl").is_file()
     for before, after in zip(source, turned):
         rotation, k = (np.asarray(after[key]).reshape(3, 3) for key in ("rotation", "K"))
         centre = after["distance"] * np.asarray(after["camera_position"])  # the camera did not move, it turned

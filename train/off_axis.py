@@ -72,6 +72,8 @@ def make_off_axis(data: str | Path, out: str | Path, config: OffAxisConfig, prog
     if not manifest.is_file():
         raise FileNotFoundError(f"{src} has no manifest.jsonl: render it with `vantage render` first")
     records = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
+    if dst.resolve() == src.resolve() or src.resolve().is_relative_to(dst.resolve()):
+        raise ValueError(f"the output folder {dst} would replace the views it re-images ({src})")
     if dst.exists():
         shutil.rmtree(dst)
     (dst / "images").mkdir(parents=True)
