@@ -80,11 +80,8 @@ def plot(result: dict, path: Path) -> None:
     ax.plot(mid, [b["med_err_camera"] for b in bands], "s-", label="with camera (turned to the optical axis)")
     ax.set_xlabel("object's centre off the optical axis (°)")
     ax.set_ylabel("median pose error (°)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    ax.grid(alpha=0.3), ax.legend(fontsize=8)
+    fig.tight_layout(), fig.savefig(path, dpi=90), plt.close(fig)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
