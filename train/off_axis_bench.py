@@ -77,7 +77,7 @@ def plot(result: dict, path: Path) -> None:
     mid = [(b["from"] + b["to"]) / 2 for b in bands]
     fig, ax = plt.subplots(figsize=(6, 3.6))
     ax.plot(mid, [b["med_err"] for b in bands], "o-", label="without camera (relative to the box ray)")
-    ax.plot(mid, [b["med_err_camera"] for b in bands], "s-", label="with camera (turned to the optical axis)")
+    ax.plot(mid, [b["med_err_camera"] for b in bands], "s-", label="with camera (rectified crop, turned to the optical axis)")
     ax.set_xlabel("object's centre off the optical axis (°)")
     ax.set_ylabel("median pose error (°)")
     ax.grid(alpha=0.3), ax.legend(fontsize=8)
