@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from vantage.geometry import camera_rotation, geodesic_distance, ray_rotation, viewpoint_to_rotation
+from vantage.geometry import geodesic_distance, ray_rotation, viewpoint_to_rotation
 from vantage.train.data import read_samples
 from vantage.train.meshes import builtin_spec, builtin_specs
 from vantage.train.off_axis import OffAxisConfig, make_off_axis, turn
@@ -40,7 +40,7 @@ def test_a_crop_rotation_becomes_the_camera_rotation_of_a_turned_camera() -> Non
     crop = viewpoint_to_rotation(40.0, 15.0, 5.0)
     q = turn(25.0, 120.0)
     centre = (K @ q[:, 2])[:2] / (K @ q[:, 2])[2]  # where the turned camera sees the object's centre
-    np.testing.assert_allclose(camera_rotation(crop, K, centre), q @ crop, atol=1e-12)
+    np.testing.assert_allclose(ray_rotation(K, centre) @ crop, q @ crop, atol=1e-12)
     assert geodesic_distance(q, np.eye(3)) == pytest.approx(25.0)
     assert np.degrees(np.arctan2(q[1, 2], q[0, 2])) == pytest.approx(120.0)  # towards lower left in the image
 

@@ -177,7 +177,7 @@ def add_symmetry(report: dict, samples: list[Sample], pred: np.ndarray, true: np
 
 def with_camera(samples: list[Sample], run: Runner) -> Runner:
     """`run` with its rotations turned from the crop's ray to each view's optical axis
-    (vantage.geometry.camera_rotation, from the view's K and box centre), as the server does
+    (vantage.geometry.ray_rotation, from the view's K and box centre), as the server does
     for a request that carries its camera (EstimateRequest.camera)."""
     missing = [str(s.image_path) for s in samples if s.intrinsics is None]
     if missing:

@@ -4,7 +4,7 @@ For each largest turn in `angles`, the test views are re-imaged with the object'
 many degrees off the optical axis (vantage.train.off_axis) and the bundle is evaluated twice on
 them: answers as the network gives them (relative to the ray through the box centre, what a
 request without `camera` gets) and turned to each view's optical axis (a request with `camera`,
-vantage.geometry.camera_rotation). Prints a table, writes `off_axis.json` and `off_axis.png`
+vantage.geometry.ray_rotation). Prints a table, writes `off_axis.json` and `off_axis.png`
 (median error per band of off-axis angle, at the largest turn).
 
     python -m vantage.train.off_axis_bench --model BUNDLE --data TEST_DIR --out docs/results/off_axis

@@ -202,7 +202,7 @@ def ray_rotation(intrinsics: np.ndarray, points: np.ndarray) -> np.ndarray:
     Why: a network sees a crop, and a crop looks the same wherever the object lies in the image,
     so it answers the rotation relative to the ray through the crop centre, as if the camera had
     been turned to look at the object. POSE.md's R is relative to the optical axis, and the two
-    differ by this rotation: R = ray_rotation(K, crop centre) · R_crop (`camera_rotation`). The
+    differ by this rotation: R = ray_rotation(K, crop centre) · R_crop. The
     turn is the angle between the axis and the ray, up to half the field of view at an image's
     edge; renders put the object's centre on the axis (vantage.train.render), where it is the
     identity. Points are in continuous pixel coordinates, like boxes: K⁻¹·(x, y, 1) is their ray.
@@ -217,9 +217,3 @@ def ray_rotation(intrinsics: np.ndarray, points: np.ndarray) -> np.ndarray:
     angle = np.arctan2(sin, ray[..., 2])
     unit = axis / np.where(sin > 0, sin, 1.0)[..., None]
     return axis_angle_to_rotation(unit * angle[..., None])
-
-
-def camera_rotation(crop_rotation: np.ndarray, intrinsics: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    """POSE.md's R (relative to the optical axis) from a network's rotation relative to the ray
-    through the crop centres (..., 2) of images taken with intrinsics K (`ray_rotation`)."""
-    return ray_rotation(intrinsics, centres) @ np.asarray(crop_rotation, dtype=np.float64)
