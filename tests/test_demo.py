@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 from serve_fixtures import slow_server
-from vantage.demo import DemoConfig, Estimate, annotate, estimate_remote, run_demo, wireframe_problem
+from vantage.demo import DemoConfig, Estimate, _encode, annotate, estimate_local, estimate_remote, run_demo, wireframe_problem
 from vantage.frame_sources import Frame, center_box, choose_box, foreground_box, synthetic_frames, trajectory
-from vantage.geometry import viewpoint_to_rotation
-from vantage.overlay import draw_wireframe
+from vantage.geometry import camera_matrix, geodesic_distance, ray_rotation, viewpoint_to_rotation
+from vantage.overlay import draw_axes, draw_wireframe, fit_to_box, perspective_axes, perspective_to_box
 from vantage.v1 import vantage_pb2
 
 CHANCE_MEDIAN_DEG = 126.0  # median geodesic distance between uniformly random rotations
@@ -51,6 +51,103 @@ def test_synthetic_source_follows_its_trajectory():
     for f in frames:
         assert f.image.shape == (96, 96, 3) and f.box is not None
         np.testing.assert_allclose(f.rotation, viewpoint_to_rotation(*trajectory(f.index, 4)), atol=1e-9)
+
+
+def box_centre(box) -> np.ndarray:
+    return np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
+
+
+def test_off_axis_synthetic_frames_carry_their_camera_and_exact_labels():
+    """The object circles 30° off the optical axis; its label is POSE.md's (relative to the axis), and
+    turned to the ray through the box centre it is the trajectory's pose, as a crop there shows it."""
+    on_axis = next(synthetic_frames("car", frames=4, size=96))
+    assert on_axis.camera[2:] == (48.0, 48.0)
+    frames = list(synthetic_frames("car", frames=4, size=96, off_axis_deg=30.0))
+    assert [f.index for f in frames] == [0, 1, 2, 3]
+    centres = []
+    for f in frames:
+        k = camera_matrix(f.camera)
+        q = ray_rotation(k, box_centre(f.box))
+        truth = viewpoint_to_rotation(*trajectory(f.index, 4))
+        assert 27.0 < np.degrees(np.arccos(q[2, 2])) < 34.0
+        assert geodesic_distance(q.T @ f.rotation, truth) < 4.0 < 25.0 < geodesic_distance(f.rotation, truth)
+        x0, y0, x1, y1 = f.box
+        assert 0 <= x0 < x1 <= f.image.shape[1] and 0 <= y0 < y1 <= f.image.shape[0]
+        centres.append(box_centre(f.box) - k[:2, 2])
+    angles = np.degrees(np.arctan2(*np.array(centres)[:, ::-1].T)) % 360  # circling: right, down, left, up
+    np.testing.assert_allclose(angles, [0, 90, 180, 270], atol=8.0)
+
+
+def cube_projection(rotation: np.ndarray, camera: tuple, pixel: tuple[float, float], distance: float) -> np.ndarray:
+    """Where a pinhole camera sees the cube's corners (8, 2), its centre `distance` away on the ray
+    through `pixel`."""
+    k = camera_matrix(camera)
+    ray = np.linalg.solve(k, [*pixel, 1.0])
+    corners = np.array(list(itertools.product((-0.5, 0.5), repeat=3))) @ rotation.T + distance * ray / np.linalg.norm(ray)
+    uv = corners @ k.T
+    return uv[:, :2] / uv[:, 2:]
+
+
+@pytest.mark.parametrize("pixel", [(320.0, 240.0), (560.0, 260.0), (90.0, 420.0), (600.0, 30.0)])
+def test_perspective_placement_reproduces_what_the_camera_saw(pixel):
+    """From the rotation, the box and the intrinsics alone, the cube lands where the camera saw it, a
+    few radii away, anywhere in the frame; weak perspective misses the off-axis ones by far."""
+    camera, rotation = (500.0, 500.0, 320.0, 240.0), viewpoint_to_rotation(130.0, -10.0, 15.0)
+    corners = np.array(list(itertools.product((-0.5, 0.5), repeat=3)))
+    for distance in (4.0, 10.0):
+        seen = cube_projection(rotation, camera, pixel, distance)
+        box = (*seen.min(0), *seen.max(0))
+        side = max(box[2] - box[0], box[3] - box[1])
+        assert np.abs(perspective_to_box(corners, rotation, box, camera) - seen).max() < 0.01 * side
+        if pixel != (320.0, 240.0):
+            assert np.abs(fit_to_box(corners, rotation, box) - seen).max() > 0.1 * side
+
+
+def test_perspective_axes_shrink_along_the_ray_and_match_orthographic_ones_at_the_centre():
+    camera, scale = (500.0, 500.0, 320.0, 240.0), 40.0
+    rotation = viewpoint_to_rotation(30.0, 20.0, 5.0)
+    centre = perspective_axes(rotation, (320.0, 240.0), scale, camera)
+    orthographic = np.array([320.0, 240.0]) + scale * rotation[:2].T
+    assert np.abs(centre - orthographic).max() < 0.25 * scale  # foreshortening only
+    origin = (600.0, 420.0)
+    q = ray_rotation(camera_matrix(camera), np.array(origin))
+    along = q @ viewpoint_to_rotation(0.0, 90.0, 0.0)  # seen from above: the object's z axis lies on the ray
+    assert abs(along[:, 2] @ q[:, 2]) > 1 - 1e-9
+    ends = perspective_axes(along, origin, scale, camera)
+    assert np.linalg.norm(ends[2] - origin) < 1e-6 < 0.5 * scale < np.linalg.norm(ends[0] - origin)
+    drawn = draw_axes(np.zeros((480, 640, 3), np.uint8), along, origin=origin, scale_px=scale, camera=camera)
+    assert not np.array_equal(drawn, draw_axes(np.zeros((480, 640, 3), np.uint8), along, origin=origin,
+                                               scale_px=scale))
+
+
+def test_demo_sends_each_frames_camera_on_both_paths(tiny_bundle):
+    """In process and through a server, a frame's camera (the user's, else a synthetic frame's own)
+    goes with it: the answers are the predictor's with that camera, and differ from those without."""
+    from vantage.serve.engine import Predictor
+    from vantage.serve.server import start_server
+    from vantage.serve.config import ServerConfig
+
+    frames = list(synthetic_frames("car", frames=3, off_axis_deg=30.0))
+    predictor = Predictor(tiny_bundle, intra_op_threads=1)
+    sent = [cv2.imdecode(np.frombuffer(_encode(f.image), np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1] for f in frames]
+    expected = [predictor.predict([f.image], [f.box], [None], [f.camera])[0].rotation for f in frames]
+    expected_remote = [predictor.predict([image], [f.box], [None], [f.camera])[0].rotation for image, f in
+                       zip(sent, frames)]  # the stream sends JPEG
+    plain = [predictor.predict([f.image], [f.box])[0].rotation for f in frames]
+    local = list(estimate_local(DemoConfig(model=str(tiny_bundle)), frames))
+    running = start_server(predictor, ServerConfig(port=0))
+    try:
+        remote = list(estimate_remote(DemoConfig(server=f"127.0.0.1:{running.port}"), frames))
+    finally:
+        running.stop(0)
+    for est_local, est_remote, want, want_remote, without, f in zip(local, remote, expected, expected_remote, plain,
+                                                                     frames):
+        assert est_local.camera == est_remote.camera == f.camera
+        assert geodesic_distance(est_local.rotation, want) < 0.1 and geodesic_distance(est_remote.rotation,
+                                                                                       want_remote) < 0.1
+        assert geodesic_distance(want, without) > 5.0
+    given = (900.0, 900.0, 400.0, 400.0)
+    assert next(estimate_local(DemoConfig(model=str(tiny_bundle), camera=given), frames)).camera == given
 
 
 def test_box_modes():
@@ -127,7 +224,7 @@ def test_demo_streams_through_server_and_measures_pose_error(trained_bundle, tmp
         out = tmp_path / "demo.mp4"
         res = subprocess.run(
             [sys.executable, "-m", "vantage", "demo", "--source", "synthetic", "--server", f"127.0.0.1:{port}",
-             "--headless", "--out", str(out), "--frames", "24"],
+             "--headless", "--out", str(out), "--frames", "24", "--synthetic-off-axis", "20"],
             capture_output=True, text=True, timeout=300,
         )
     finally:
@@ -135,7 +232,7 @@ def test_demo_streams_through_server_and_measures_pose_error(trained_bundle, tmp
         server.wait(timeout=30)
     assert res.returncode == 0, res.stderr[-2000:]
     summary = json.loads(out.with_suffix(".json").read_text())
-    assert summary["frames"] == 24 and len(summary["pose_errors_deg"]) == 24
+    assert summary["frames"] == 24 and len(summary["pose_errors_deg"]) == 24 and summary["camera"] == "synthetic"
     assert summary["median_pose_error_deg"] < 0.7 * CHANCE_MEDIAN_DEG, summary["median_pose_error_deg"]
     assert summary["wireframe_frames"] == 24, summary["wireframe_notes"]  # through the stream's top_k
     assert set(summary["wireframe_models"]) <= {"builtin/car/0000", "builtin/chair/0000"}

@@ -298,6 +298,7 @@ def _demo(args: argparse.Namespace) -> int:
         source=args.source, server=args.server, model=args.model, box_mode=args.box_mode,
         box=tuple(args.box) if args.box else None, category=args.category, headless=args.headless,
         out=args.out, max_frames=args.frames, synthetic_category=args.synthetic_category,
+        synthetic_off_axis=args.synthetic_off_axis, camera=tuple(args.camera) if args.camera else None,
     )
     summary = run_demo(cfg)
     err = summary["median_pose_error_deg"]
@@ -475,6 +476,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", help="write the annotated video here (.mp4) and a summary .json beside it")
     d.add_argument("--frames", type=int, help="stop after this many frames (synthetic: trajectory length, 48)")
     d.add_argument("--synthetic-category", default="car")
+    d.add_argument("--synthetic-off-axis", type=float, default=0.0, metavar="DEG",
+                   help="put the synthetic object this far off the optical axis, circling the frame (default 0)")
+    d.add_argument("--camera", type=float, nargs=4, metavar=("FX", "FY", "CX", "CY"),
+                   help="the camera's intrinsics in pixels of its frames: sent with every frame, so the pose is "
+                        "relative to the optical axis and drawn in perspective (synthetic frames send their own)")
     d.set_defaults(func=_demo)
 
     k = sub.add_parser("quickstart", help="render, train, export, serve and measure on built-in models")

@@ -11,7 +11,11 @@ The wireframe comes from the view index the model is served with (``BUNDLE/index
 each frame asks for the nearest view (top_k 1) and the best model's wireframe, through
 the stream's Estimate requests or the same `Retriever` in process, so both paths
 draw the same thing. It is fitted to the box in weak perspective
-(`vantage.overlay.fit_to_box`: no camera distance is estimated). Without an index,
+(`vantage.overlay.fit_to_box`: no camera distance is estimated), or, when the camera's
+intrinsics are known (`--camera`, or the synthetic source's own), sent with every frame so
+that the pose is relative to the optical axis (EstimateRequest.camera) and drawn in full
+perspective (`vantage.overlay.perspective_to_box`): an object near the edge of a wide frame
+then gets the pose and the overlay the camera saw, not those of a centred one. Without an index,
 without wireframes in it, or without the requested category in it, the demo draws the
 axes only and says why on every frame and in the log.
 """
@@ -52,6 +56,8 @@ class DemoConfig:
     out: str | None = None
     max_frames: int | None = None
     synthetic_category: str = "car"
+    synthetic_off_axis: float = 0.0  # degrees between the optical axis and the synthetic object (circling)
+    camera: tuple[float, float, float, float] | None = None  # (fx, fy, cx, cy); else a synthetic frame's own
     fps: float = 15.0
 
 
@@ -72,6 +78,7 @@ class Estimate:
     # P(error < the bundle's calibrated threshold), or the answer's raw share of the pose probability
     # mass for an uncalibrated bundle; None for bundles exported before pose hypotheses
     pose_confidence: float | None = None
+    camera: tuple[float, float, float, float] | None = None  # sent with the frame: `rotation` is then POSE.md's
 
 
 def wireframe_problem(index: vantage_pb2.ViewIndexInfo | None, category: str | None) -> str:
@@ -95,13 +102,18 @@ def best_model(retrieval: vantage_pb2.Retrieval) -> tuple[str, np.ndarray | None
     return best.model_id, segments if len(segments) else None
 
 
+def frame_camera(frame: Frame, cfg: DemoConfig) -> tuple[float, float, float, float] | None:
+    """The intrinsics sent with a frame: the user's (`--camera`), else the frame's own (synthetic)."""
+    return cfg.camera if cfg.camera is not None else frame.camera
+
+
 def _estimate(frame: Frame, box: tuple, result: PoseResult, retrieval: vantage_pb2.Retrieval | None, problem: str,
-              started: float) -> Estimate:
+              started: float, camera: tuple | None) -> Estimate:
     """A network result (PoseResult) and its retrieval, if asked, as the demo's estimate of a frame."""
     model_id, wire = best_model(retrieval) if retrieval is not None else ("", None)
     note = problem or ("" if wire is not None else f"no wireframe of {model_id or 'any model'}: axes only")
     return Estimate(frame, box, result.category, result.category_scores[result.category], np.array(result.rotation),
-                    (time.perf_counter() - started) * 1000.0, model_id, wire, note, result.pose_confidence)
+                    (time.perf_counter() - started) * 1000.0, model_id, wire, note, result.pose_confidence, camera)
 
 
 def _announce(problem: str) -> str:
@@ -113,7 +125,7 @@ def _announce(problem: str) -> str:
 
 def _frames(cfg: DemoConfig) -> Iterator[Frame]:
     if cfg.source == "synthetic":
-        return synthetic_frames(cfg.synthetic_category, frames=cfg.max_frames or 48)
+        return synthetic_frames(cfg.synthetic_category, frames=cfg.max_frames or 48, off_axis_deg=cfg.synthetic_off_axis)
     return video_frames(cfg.source, cfg.max_frames)
 
 
@@ -133,15 +145,16 @@ def estimate_remote(cfg: DemoConfig, frames: Iterable[Frame], skipped: Counter |
     from vantage.serve.protocol import make_request
     from vantage.serve.results import response_to_result
 
-    pending: dict[int, tuple[Frame, tuple, float]] = {}
+    pending: dict[int, tuple[Frame, tuple, float, tuple | None]] = {}
     live = is_camera(cfg.source)
     skipped = Counter() if skipped is None else skipped
 
     def requests(retrieve: bool):
         for frame in frames:
-            box = choose_box(frame, cfg.box_mode, cfg.box)
-            pending[frame.index] = (frame, box, time.perf_counter())
-            request = make_request(_encode(frame.image), box, cfg.category, "", frame.index, keep_frame=not live)
+            box, camera = choose_box(frame, cfg.box_mode, cfg.box), frame_camera(frame, cfg)
+            pending[frame.index] = (frame, box, time.perf_counter(), camera)
+            request = make_request(_encode(frame.image), box, cfg.category, "", frame.index, keep_frame=not live,
+                                   camera=camera)
             if retrieve:  # the nearest view and the best model's wireframe
                 request.top_k, request.wireframe_models = 1, 1
             yield request
@@ -151,12 +164,12 @@ def estimate_remote(cfg: DemoConfig, frames: Iterable[Frame], skipped: Counter |
         info = client.model_info()
         problem = _announce(wireframe_problem(info.view_index if info.HasField("view_index") else None, cfg.category))
         for response in client.stream(requests(not problem)):
-            frame, box, sent = pending.pop(response.frame_id)
+            frame, box, sent, camera = pending.pop(response.frame_id)
             if response.error or response.dropped:
                 skipped["dropped" if response.dropped else "refused"] += 1
                 continue
             retrieval = response.retrieval if response.HasField("retrieval") else None
-            yield _estimate(frame, box, response_to_result(response), retrieval, problem, sent)
+            yield _estimate(frame, box, response_to_result(response), retrieval, problem, sent, camera)
 
 
 def estimate_local(cfg: DemoConfig, frames: Iterable[Frame]) -> Iterator[Estimate]:
@@ -168,26 +181,27 @@ def estimate_local(cfg: DemoConfig, frames: Iterable[Frame]) -> Iterator[Estimat
     retriever = Retrievers().get(predictor)
     problem = _announce(wireframe_problem(retriever.info if retriever else None, cfg.category))
     for frame in frames:
-        box = choose_box(frame, cfg.box_mode, cfg.box)
+        box, camera = choose_box(frame, cfg.box_mode, cfg.box), frame_camera(frame, cfg)
         t = time.perf_counter()
-        r = predictor.predict([frame.image], [box], [cfg.category])[0]
+        r = predictor.predict([frame.image], [box], [cfg.category], [camera])[0]
         retrieval = None if problem else retriever.retrieve(r, 1, cfg.category, 1)
-        yield _estimate(frame, box, r, retrieval, problem, t)
+        yield _estimate(frame, box, r, retrieval, problem, t, camera)
 
 
 def annotate(est: Estimate, fps: float, box_mode: str) -> np.ndarray:
     """The frame with the box, the retrieved model's wireframe, the estimated (solid) and, when known,
-    true (dashed) axes, a caption on top and the wireframe's model (or why there is none) below."""
+    true (dashed) axes, a caption on top and the wireframe's model (or why there is none) below;
+    in perspective when the estimate was made with the camera's intrinsics."""
     img = est.frame.image.copy()
     x0, y0, x1, y1 = est.box
     cv2.rectangle(img, (int(x0), int(y0)), (int(x1), int(y1)), (255, 220, 0), 1)
     if est.wireframe is not None:
-        img = draw_wireframe(img, est.wireframe, est.rotation, est.box)
+        img = draw_wireframe(img, est.wireframe, est.rotation, est.box, camera=est.camera)
     origin = ((x0 + x1) / 2, (y0 + y1) / 2)
     scale = 0.45 * max(x1 - x0, y1 - y0)
     if est.frame.rotation is not None:
-        img = draw_axes(img, est.frame.rotation, 1, dashed=True, origin=origin, scale_px=scale)
-    img = draw_axes(img, est.rotation, 2, origin=origin, scale_px=scale)
+        img = draw_axes(img, est.frame.rotation, 1, dashed=True, origin=origin, scale_px=scale, camera=est.camera)
+    img = draw_axes(img, est.rotation, 2, origin=origin, scale_px=scale, camera=est.camera)
     pose = "" if est.pose_confidence is None else f" pose {est.pose_confidence:.2f}"
     text = f"{est.category} {est.score:.2f}{pose} | {fps:.1f} fps | {est.latency_ms:.1f} ms | box: {box_mode}"
     cv2.rectangle(img, (0, 0), (img.shape[1], 16), (0, 0, 0), -1)
@@ -237,6 +251,7 @@ def run_demo(cfg: DemoConfig) -> dict:
         "median_pose_error_deg": float(np.median(errors)) if errors else None,
         "pose_errors_deg": errors,
         "box_mode": cfg.box_mode,
+        "camera": "given" if cfg.camera is not None else ("synthetic" if cfg.source == "synthetic" else None),
         "wireframe_frames": len(models),
         "wireframe_models": sorted(set(models)),
         "wireframe_notes": sorted(set(notes)),

@@ -19,12 +19,13 @@ BOX_MODES = ("source", "given", "center", "foreground")
 
 @dataclass
 class Frame:
-    """One RGB frame; `rotation` and `box` are known only for synthetic frames."""
+    """One RGB frame; `rotation`, `box` and `camera` (fx, fy, cx, cy) are known only for synthetic frames."""
 
     index: int
     image: np.ndarray
     rotation: np.ndarray | None = None
     box: tuple[float, float, float, float] | None = None
+    camera: tuple[float, float, float, float] | None = None
 
 
 def is_camera(source: str) -> bool:
@@ -57,25 +58,42 @@ def trajectory(i: int, n: int) -> tuple[float, float, float]:
 
 
 def synthetic_frames(
-    category: str = "car", seed: int = 10_001, frames: int = 48, size: int = 256, distance: float = 3.2
+    category: str = "car", seed: int = 10_001, frames: int = 48, size: int = 256, distance: float = 3.2,
+    off_axis_deg: float = 0.0,
 ) -> Iterator[Frame]:
-    """A built-in model of `category` (a seed unseen in training) on a fixed textured background."""
+    """A built-in model of `category` (a seed unseen in training) on a fixed textured background.
+
+    With `off_axis_deg`, the camera is turned so that the object's centre lies that far off the
+    optical axis, circling the image centre along the trajectory (vantage.train.off_axis: the
+    homography of a turn about the camera centre, labels exact), on a canvas wide enough to hold
+    it: what a camera sees of an object away from the middle of its frame. Each frame carries its
+    camera, which the demo sends with it (EstimateRequest.camera).
+    """
     from vantage.train.backgrounds import make_background
     from vantage.train.meshes import ModelSpec
-    from vantage.train.render import MeshRenderer, RenderConfig
+    from vantage.train.off_axis import off_axis_view, turn
+    from vantage.train.render import MeshRenderer, RenderConfig, mask_box
 
     renderer = MeshRenderer(ModelSpec(f"builtin/{category}/{seed:04d}", category, seed=seed).load())
     cfg = RenderConfig(image_size=size, center_jitter=0.0, background_weights={"plain": 1.0}, specular_prob=0.0)
-    rng = np.random.default_rng(seed)
-    background = make_background("texture", size, rng)
+    canvas = size if off_axis_deg <= 0 else int(2 * math.ceil(cfg.focal * math.tan(math.radians(off_axis_deg)) + size))
+    background = make_background("texture", canvas, np.random.default_rng(seed))
     for i in range(frames):
         a, e, t = trajectory(i, frames)
         view = renderer.render(a, e, t, distance, np.random.default_rng(seed), cfg)  # same colour and light every frame
         if view is None:
             continue
-        alpha = cv2.GaussianBlur(view.mask.astype(np.float32), (3, 3), 0)[..., None]
-        image = (view.image * alpha + background * (1 - alpha)).astype(np.uint8)
-        yield Frame(i, image, view.rotation, tuple(float(v) for v in view.box))
+        image, mask, k, rotation = view.image, view.mask, view.K, view.rotation
+        if off_axis_deg > 0:
+            image, mask, k, rotation = off_axis_view(image, mask, k, rotation, turn(off_axis_deg, 360.0 * i / frames),
+                                                     canvas)
+        box = mask_box(mask)
+        if box is None:
+            continue
+        alpha = cv2.GaussianBlur(mask.astype(np.float32), (3, 3), 0)[..., None]
+        image = (image * alpha + background * (1 - alpha)).astype(np.uint8)
+        camera = (float(k[0, 0]), float(k[1, 1]), float(k[0, 2]), float(k[1, 2]))
+        yield Frame(i, image, rotation, tuple(float(v) for v in box), camera)
 
 
 def foreground_box(image: np.ndarray) -> tuple[float, float, float, float] | None:
