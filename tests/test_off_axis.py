@@ -14,7 +14,7 @@ import pytest
 from vantage.geometry import geodesic_distance, ray_rotation, viewpoint_to_rotation
 from vantage.train.data import read_samples
 from vantage.train.meshes import builtin_spec, builtin_specs
-from vantage.train.off_axis import OffAxisConfig, make_off_axis, turn
+from vantage.train.off_axis import OffAxisConfig, make_off_axis, roll, turn
 
 from test_render import iou, project_mask, read_mask
 
@@ -93,6 +93,25 @@ def test_eval_camera_turns_a_perfect_crop_reading_back_to_each_views_label(rende
     plain = geodesic_distance(crop_truth, labels)
     corrected = geodesic_distance(with_camera(turned, perfect)(np.zeros((6, 2), np.float32))["rotation"], labels)
     assert plain.max() > 15.0 and corrected.max() < 5.0  # left: the box centre is not quite the object's
+
+
+def test_a_rolled_camera_turns_the_picture_and_the_label_by_the_roll(rendered: Path) -> None:
+    make_off_axis(rendered / "views", rendered / "rolled", OffAxisConfig(max_angle=0.0, max_roll=60.0, seed=2),
+                  progress=False)
+    source = [json.loads(line) for line in (rendered / "views" / "manifest.jsonl").open()]
+    rolled = [json.loads(line) for line in (rendered / "rolled" / "manifest.jsonl").open()]
+    assert len(rolled) == 6 and max(abs(r["roll_deg"]) for r in rolled) > 20.0
+    assert all(r["off_axis_deg"] == 0.0 for r in rolled)
+    for before, after in zip(source, rolled):
+        rotation, k = (np.asarray(after[key]).reshape(3, 3) for key in ("rotation", "K"))
+        np.testing.assert_allclose(rotation, roll(after["roll_deg"]) @ np.asarray(before["rotation"]).reshape(3, 3),
+                                   atol=1e-9)
+        # POSE.md's theta turns the other way: the picture turns clockwise, theta by -roll
+        assert after["theta"] == pytest.approx((before["theta"] - after["roll_deg"] + 180.0) % 360.0 - 180.0, abs=1e-6)
+        centre = after["distance"] * np.asarray(after["camera_position"])
+        mask = read_mask(rendered / "rolled" / after["mask"])
+        mesh = builtin_spec(after["model_id"]).load()
+        assert iou(project_mask(mesh, rotation, centre, k, after["width"], after["height"]), mask) > 0.9
 
 
 @pytest.fixture(scope="module")

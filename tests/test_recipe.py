@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -28,7 +29,7 @@ def test_recipe_holds_models_out_and_measures_the_exported_bundle(tmp_path: Path
     cfg = RecipeConfig(models=str(_repository(tmp_path / "repo", 3)), out=str(tmp_path / "out"), cad_views=6,
                        cad_shapes=2, cad_hybrids=1, hybrid_views=2, builtin_instances=0, test_views=3, input_size=64,
                        workers=1,
-                       train_elevation_range=(-30.0, 70.0))
+                       train_elevation_range=(-30.0, 70.0), train_theta_std=30.0)
     cfg.train.epochs = 1
     cfg.train.augmented_copies = 1
     cfg.train.model.categories = list(CATEGORIES)
@@ -55,6 +56,9 @@ def test_recipe_holds_models_out_and_measures_the_exported_bundle(tmp_path: Path
     assert render["config"]["elevation_range"] == [-20.0, 60.0]
     elevations = [r["elevation"] for r in map(json.loads, (data / "cad_train" / "manifest.jsonl").open())]
     assert -30.0 <= min(elevations) < -20.0 and 60.0 < max(elevations) <= 70.0
+    assert render["config"]["theta_std_deg"] == 8.0  # and they roll further than the test views
+    rolls = [r["theta"] for r in map(json.loads, (data / "cad_train" / "manifest.jsonl").open())]
+    assert np.std(rolls) > 15.0
     bundle = json.loads((Path(result["bundle"]) / "vantage.json").read_text())
     assert bundle["input_size"] == 64 and bundle["categories"] == list(CATEGORIES) and bundle["test_time"] == "flip"
     assert bundle["ensemble_size"] == 2  # trained side by side in two processes on one feature cache

@@ -32,14 +32,19 @@ from vantage.train.render import mask_box
 @dataclass
 class OffAxisConfig:
     """How far the camera turns: the angle between its optical axis and the ray to the object's
-    centre is uniform in [0, max_angle] degrees, towards a uniform direction in the image."""
+    centre is uniform in [0, max_angle] degrees, towards a uniform direction in the image; before
+    that it rolls about its optical axis by a uniform angle in [-max_roll, max_roll] degrees (a
+    phone held askew: the whole picture turns, the label by the same roll)."""
 
     max_angle: float = 30.0
     seed: int = 0
+    max_roll: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.max_angle < 60.0:
             raise ValueError(f"max_angle must be in [0, 60) degrees, got {self.max_angle}")
+        if not 0.0 <= self.max_roll <= 180.0:
+            raise ValueError(f"max_roll must be in [0, 180] degrees, got {self.max_roll}")
 
 
 def turn(angle: float, direction: float) -> np.ndarray:
@@ -47,6 +52,13 @@ def turn(angle: float, direction: float) -> np.ndarray:
     `angle` degrees off the new axis, towards image direction `direction` (0 = right, 90 = down)."""
     a, d = math.radians(angle), math.radians(direction)
     return ray_rotation(np.eye(3), np.array([math.tan(a) * math.cos(d), math.tan(a) * math.sin(d)]))
+
+
+def roll(angle: float) -> np.ndarray:
+    """The camera's roll about its optical axis by `angle` degrees: image content turns by it about
+    the principal point (clockwise on screen, x right and y down) and R becomes roll·R."""
+    a = math.radians(angle)
+    return np.array([[math.cos(a), -math.sin(a), 0.0], [math.sin(a), math.cos(a), 0.0], [0.0, 0.0, 1.0]])
 
 
 def off_axis_view(image: np.ndarray, mask: np.ndarray, intrinsics: np.ndarray, rotation: np.ndarray, q: np.ndarray,
@@ -87,11 +99,12 @@ def make_off_axis(data: str | Path, out: str | Path, config: OffAxisConfig, prog
             raise FileNotFoundError(f"cannot read view {rec['index']} of {src} ({rec['file']}, {rec['mask']})")
         k = np.asarray(rec["K"], np.float64).reshape(3, 3)
         angle, direction = rng.uniform(0.0, config.max_angle), rng.uniform(0.0, 360.0)
+        rolled = rng.uniform(-config.max_roll, config.max_roll) if config.max_roll else 0.0  # same draws without
         reach = k[0, 0] * math.tan(math.radians(config.max_angle)) + max(image.shape[:2])
         size = int(2 * math.ceil(reach))
         rotation = np.asarray(rec["rotation"], np.float64).reshape(3, 3)
-        warped, warped_mask, k_new, rot_new = off_axis_view(image, mask > 127, k, rotation, turn(angle, direction),
-                                                            size)
+        warped, warped_mask, k_new, rot_new = off_axis_view(image, mask > 127, k, rotation,
+                                                            turn(angle, direction) @ roll(rolled), size)
         box = mask_box(warped_mask)
         if box is None:
             continue
@@ -102,7 +115,7 @@ def make_off_axis(data: str | Path, out: str | Path, config: OffAxisConfig, prog
         written.append({**rec, "file": f"images/{name}", "mask": f"masks/{Path(rec['mask']).name}",
                         "rotation": [float(v) for v in rot_new.reshape(-1)], "K": [float(v) for v in k_new.reshape(-1)],
                         "box": list(box), "width": size, "height": size, "azimuth": az, "elevation": el,
-                        "theta": th, "off_axis_deg": float(angle)})
+                        "theta": th, "off_axis_deg": float(angle), "roll_deg": float(rolled)})
     (dst / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in written))
     (dst / "off_axis.json").write_text(json.dumps({"source": str(src), "config": asdict(config),
                                                    "views": len(written), "left_out": len(records) - len(written)},

@@ -232,7 +232,8 @@ def _index(args: argparse.Namespace) -> int:
 def _off_axis(args: argparse.Namespace) -> int:
     from vantage.train.off_axis import OffAxisConfig, make_off_axis
 
-    manifest = make_off_axis(args.data, args.out, OffAxisConfig(max_angle=args.max_angle, seed=args.seed))
+    manifest = make_off_axis(args.data, args.out, OffAxisConfig(max_angle=args.max_angle, seed=args.seed,
+                                                                max_roll=args.max_roll))
     print(f"wrote {manifest}")
     return 0
 
@@ -433,6 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
     oa.add_argument("--out", required=True, help="output dataset folder (replaced)")
     oa.add_argument("--max-angle", type=float, default=30.0,
                     help="largest angle between the optical axis and the object's centre, degrees (default 30)")
+    oa.add_argument("--max-roll", type=float, default=0.0,
+                    help="also roll the camera about its axis by up to this many degrees either way (default 0)")
     oa.add_argument("--seed", type=int, default=0)
     oa.set_defaults(func=_off_axis)
 
