@@ -170,12 +170,16 @@ class AsyncPoseClient(ClientBase):
         timeout: float | None = None,
         alternatives: int = 0,
         camera: Sequence[float] | None = None,
+        gravity: Sequence[float] | None = None,
+        upright: bool = False,
     ) -> vantage_pb2.EstimateResponse:
         """One Estimate call (retried on UNAVAILABLE / RESOURCE_EXHAUSTED): encoded image bytes, an optional
         (x_min, y_min, x_max, y_max) pixel box, a known category, `top_k` > 0 for retrieved views too,
         `alternatives` > 0 for that many alternative poses, `camera` (fx, fy, cx, cy) to turn the pose to
-        the camera's optical axis (EstimateRequest.camera)."""
-        request = make_request(image, box, category, request_id, frame_id, alternatives=alternatives, camera=camera)
+        the camera's optical axis (EstimateRequest.camera); `gravity` (x, y, z in the camera's axes) levels
+        the crop and `upright` stands the object against it (EstimateRequest.gravity, .upright)."""
+        request = make_request(image, box, category, request_id, frame_id, alternatives=alternatives, camera=camera,
+                               gravity=gravity, upright=upright)
         request.top_k = top_k
         return await self._call(
             lambda remaining: self.stub.Estimate(request, timeout=remaining, metadata=self.metadata), timeout
@@ -190,10 +194,13 @@ class AsyncPoseClient(ClientBase):
         timeout: float | None = None,
         alternatives: int = 0,
         camera: Sequence[float] | None = None,
+        gravity: Sequence[float] | None = None,
+        upright: bool = False,
     ) -> PoseResult:
         """Like `estimate`, converted to the PoseResult of the in-process path."""
         return response_to_result(await self.estimate(image, box, category, request_id, timeout=timeout,
-                                                      alternatives=alternatives, camera=camera))
+                                                      alternatives=alternatives, camera=camera, gravity=gravity,
+                                                      upright=upright))
 
     async def stream(
         self,

@@ -107,11 +107,15 @@ class PoseClient(ClientBase):
         timeout: float | None = None,
         alternatives: int = 0,
         camera: Sequence[float] | None = None,
+        gravity: Sequence[float] | None = None,
+        upright: bool = False,
     ) -> vantage_pb2.EstimateResponse:
         """One Estimate call with encoded image bytes, an optional pixel box and known category;
         `alternatives` > 0 asks for that many alternative poses too; `camera` (fx, fy, cx, cy) turns
-        the pose to the camera's optical axis (EstimateRequest.camera)."""
-        request = make_request(image, box, category, request_id, frame_id, alternatives=alternatives, camera=camera)
+        the pose to the camera's optical axis (EstimateRequest.camera); `gravity` (x, y, z in the camera's
+        axes) levels the crop and `upright` stands the object against it (EstimateRequest.gravity, .upright)."""
+        request = make_request(image, box, category, request_id, frame_id, alternatives=alternatives, camera=camera,
+                               gravity=gravity, upright=upright)
         return self.stub.Estimate(request, timeout=self._timeout(timeout), metadata=self.metadata)
 
     def estimate_result(
@@ -123,10 +127,13 @@ class PoseClient(ClientBase):
         timeout: float | None = None,
         alternatives: int = 0,
         camera: Sequence[float] | None = None,
+        gravity: Sequence[float] | None = None,
+        upright: bool = False,
     ) -> PoseResult:
         """Like `estimate`, converted to the PoseResult of the in-process path."""
         return response_to_result(self.estimate(image, box, category, request_id, timeout=timeout,
-                                                alternatives=alternatives, camera=camera))
+                                                alternatives=alternatives, camera=camera, gravity=gravity,
+                                                upright=upright))
 
     def stream(
         self, requests: Iterable[vantage_pb2.EstimateRequest], timeout: float | None = None

@@ -23,8 +23,8 @@ import numpy as np
 from vantage.bundle import BundleError, BundleMetadata, load_metadata
 from vantage.calibration import ConfidenceCalibration
 from vantage.categories import CATEGORIES
-from vantage.geometry import (axis_angle_to_rotation, camera_matrix, ray_rotation, rotation_to_axis_angle,
-                              rotation_to_quaternion, rotation_to_viewpoint)
+from vantage.geometry import (axis_angle_to_rotation, camera_matrix, checked_gravity, level_turn, ray_rotation,
+                              rotation_to_axis_angle, rotation_to_quaternion, rotation_to_viewpoint, stand_upright)
 from vantage.imaging import (DEFAULT_MAX_PIXELS, ImageError, crop_rectified, crop_square, decode_image,
                              image_size_from_header, normalise, validate_box)
 from vantage.serve.backends import Backend, TensorSpec, create_backend
@@ -32,6 +32,7 @@ from vantage.serve.results import Hypothesis, PoseResult
 
 Box = Sequence[float]
 Camera = Sequence[float]  # pinhole intrinsics (fx, fy, cx, cy) in pixels of the image (EstimateRequest.camera)
+Gravity = Sequence[float]  # gravity's direction (x, y, z) in the camera's axes (EstimateRequest.gravity)
 
 
 class UnknownCategoryError(ValueError):
@@ -47,7 +48,8 @@ class PreparedInput:
     category: str | None
     decode_ms: float = 0.0
     preprocess_ms: float = 0.0
-    turn: np.ndarray | None = None  # (3, 3) from the crop's ray to the camera's axis (see `prepare`); None = no camera
+    turn: np.ndarray | None = None  # (3, 3) from the crop's axes to the camera's (see `prepare`); None = plain crop
+    upright: np.ndarray | None = None  # unit gravity when the object stands upright: answers snap to it
 
 
 class Predictor:
@@ -150,28 +152,41 @@ class Predictor:
         return hint
 
     def prepare(self, image: np.ndarray, box: Box | None = None, category: str | None = None,
-                camera: Camera | None = None) -> PreparedInput:
-        """Crop and normalise one RGB uint8 image; ImageError / UnknownCategoryError / CameraError on bad input.
+                camera: Camera | None = None, gravity: Gravity | None = None,
+                upright: bool = False) -> PreparedInput:
+        """Crop and normalise one RGB uint8 image; ImageError / UnknownCategoryError / CameraError /
+        GravityError on bad input.
 
         With `camera` (fx, fy, cx, cy), the crop is taken from the view of the camera turned to the box
         centre (`crop_rectified`: the object undistorted, as the networks saw renders) and the results'
         rotations, relative to the ray through the box centre, are turned back to its optical axis by
-        that turn (vantage.geometry.ray_rotation): POSE.md's R relative to the camera."""
+        that turn (vantage.geometry.ray_rotation): POSE.md's R relative to the camera. With `gravity`
+        (its direction in the camera's axes), the crop is also rolled about that ray until gravity
+        points down in it (vantage.geometry.level_turn: the level cameras the networks learned from),
+        and turned back the same way; without a camera the box centre stands for the principal point.
+        `upright` (needs gravity): the object stands upright, and the answers are the nearest poses
+        that have it so (vantage.geometry.stand_upright)."""
         t0 = time.perf_counter()
         if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             desc = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
             raise ImageError(f"image must be an RGB uint8 array (H, W, 3), got {desc}")
         hint = self.category_hint(category)
+        down = checked_gravity(gravity, upright)
         meta = self.metadata
-        if camera is None:
+        if camera is None and down is None:
             turn, crop = None, crop_square(image, box, self.input_size, float(meta.crop_margin), self.max_pixels)
         else:
-            k = camera_matrix(camera)
             x0, y0, x1, y1 = validate_box(box, image.shape[1], image.shape[0])
-            turn = ray_rotation(k, np.array([(x0 + x1) / 2.0, (y0 + y1) / 2.0]))
-            crop = crop_rectified(image, box, k, self.input_size, float(meta.crop_margin), self.max_pixels)
+            centre = np.array([(x0 + x1) / 2.0, (y0 + y1) / 2.0])
+            k = camera_matrix(camera if camera is not None else (1.0, 1.0, *centre))
+            turn = ray_rotation(k, centre)
+            if down is not None:
+                turn = level_turn(turn, down)
+            crop = crop_rectified(image, box, k, self.input_size, float(meta.crop_margin), self.max_pixels, turn)
         tensor = normalise(crop[None], meta.mean, meta.std)[0]
-        return PreparedInput(tensor, hint, category or None, preprocess_ms=(time.perf_counter() - t0) * 1e3, turn=turn)
+        return PreparedInput(tensor, hint, category or None, preprocess_ms=(time.perf_counter() - t0) * 1e3, turn=turn,
+                             upright=down if upright else None)
+
 
     def run(self, prepared: Sequence[PreparedInput]) -> list[PoseResult]:
         """One batched backend call over prepared inputs.
@@ -187,14 +202,13 @@ class Predictor:
         }
         probs, axis_angle, rotation, embedding, *hypotheses = self.engine.run(self._output_names, feeds)
         t1 = time.perf_counter()
-        turns = [p.turn for p in prepared]
-        confidence, alternatives = (self._hypotheses(*hypotheses, self.calibration, turns) if hypotheses
+        confidence, alternatives = (self._hypotheses(*hypotheses, self.calibration, prepared) if hypotheses
                                     else ([None] * len(prepared), None))
         inference_ms = (t1 - t0) * 1e3
         rot64 = np.asarray(rotation, np.float64)
-        turned = [i for i, turn in enumerate(turns) if turn is not None]
+        turned = [i for i, p in enumerate(prepared) if p.turn is not None]
         if turned:
-            rot64[turned] = np.stack([turns[i] for i in turned]) @ rot64[turned]
+            rot64[turned] = self._turned(rot64[turned], [prepared[i] for i in turned])
             rotation, axis_angle = rot64, np.array(axis_angle, np.float64)
             axis_angle[turned] = rotation_to_axis_angle(rot64[turned])
         quats = rotation_to_quaternion(rot64)
@@ -230,16 +244,26 @@ class Predictor:
         return results
 
     @staticmethod
-    def _hypotheses(poses: np.ndarray, scores: np.ndarray, calibration: ConfidenceCalibration | None,
-                    turns: Sequence[np.ndarray | None]) -> tuple[list[float], list[list[Hypothesis]]]:
+    def _turned(rotations: np.ndarray, prepared: Sequence[PreparedInput]) -> np.ndarray:
+        """Rotations (N, ..., 3, 3) from the crops' axes to the cameras' (each item's `turn`), stood
+        upright where the item asks for it."""
+        out = np.stack([p.turn for p in prepared]).reshape(len(prepared), *([1] * (rotations.ndim - 3)), 3, 3) @ rotations
+        for i, p in enumerate(prepared):
+            if p.upright is not None:
+                out[i] = stand_upright(out[i], p.upright)
+        return out
+
+    @classmethod
+    def _hypotheses(cls, poses: np.ndarray, scores: np.ndarray, calibration: ConfidenceCalibration | None,
+                    prepared: Sequence[PreparedInput]) -> tuple[list[float], list[list[Hypothesis]]]:
         """The answers' scores and, per item, the alternatives with probability mass (ranks 1..H-1);
         calibrated into probabilities where the bundle carries a calibration, turned like the answer."""
         if calibration is not None:
             scores = calibration.apply(scores)
         rot = axis_angle_to_rotation(np.asarray(poses[:, 1:], np.float64))
-        for i, turn in enumerate(turns):
-            if turn is not None:
-                rot[i] = turn @ rot[i]
+        turned = [i for i, p in enumerate(prepared) if p.turn is not None]
+        if turned:
+            rot[turned] = cls._turned(rot[turned], [prepared[i] for i in turned])
         quats = rotation_to_quaternion(rot)
         az, el, th = rotation_to_viewpoint(rot)
         alternatives = [
@@ -257,32 +281,39 @@ class Predictor:
         boxes: Sequence[Box | None] | None = None,
         categories: Sequence[str | None] | None = None,
         cameras: Sequence[Camera | None] | None = None,
+        gravities: Sequence[Gravity | None] | None = None,
+        upright: bool = False,
     ) -> list[PoseResult]:
-        """RGB uint8 images (+ optional boxes, known categories and camera intrinsics) → results, one
-        batched ORT call.
+        """RGB uint8 images (+ optional boxes, known categories, camera intrinsics and gravity
+        directions) → results, one batched ORT call; `upright` for all items (see `prepare`).
 
-        Raises ImageError (bad image or box), UnknownCategoryError or CameraError for the first bad item.
+        Raises ImageError (bad image or box), UnknownCategoryError, CameraError or GravityError for the
+        first bad item.
         """
         n = len(images)
         boxes = [None] * n if boxes is None else list(boxes)
         categories = [None] * n if categories is None else list(categories)
         cameras = [None] * n if cameras is None else list(cameras)
-        if len(boxes) != n or len(categories) != n or len(cameras) != n:
-            raise ValueError(f"{n} images but {len(boxes)} boxes, {len(categories)} categories and "
-                             f"{len(cameras)} cameras")
-        return self.run([self.prepare(*item) for item in zip(images, boxes, categories, cameras)])
+        gravities = [None] * n if gravities is None else list(gravities)
+        if len(boxes) != n or len(categories) != n or len(cameras) != n or len(gravities) != n:
+            raise ValueError(f"{n} images but {len(boxes)} boxes, {len(categories)} categories, "
+                             f"{len(cameras)} cameras and {len(gravities)} gravity directions")
+        return self.run([self.prepare(*item, upright=upright)
+                         for item in zip(images, boxes, categories, cameras, gravities)])
 
     def prepare_bytes(self, data: bytes, box: Box | None = None, category: str | None = None,
-                      camera: Camera | None = None) -> PreparedInput:
+                      camera: Camera | None = None, gravity: Gravity | None = None,
+                      upright: bool = False) -> PreparedInput:
         """Decode JPEG/PNG bytes (vantage.imaging.decode_image) and prepare them.
 
         Bytes whose PNG/JPEG header gives no image size are refused before decoding:
         the pixel limit is checked on that size, so a decoder must never see an image
         whose size is unknown (decompression bombs).
         """
-        self.category_hint(category)  # refuse an unknown category or camera before decoding
+        self.category_hint(category)  # refuse an unknown category, camera or gravity before decoding
         if camera is not None:
             camera_matrix(camera)
+        checked_gravity(gravity, upright)
         if data and image_size_from_header(data) is None:
             raise ImageError(
                 f"image bytes ({len(data)} bytes) could not be decoded as JPEG or PNG (no readable image header)"
@@ -290,14 +321,15 @@ class Predictor:
         t0 = time.perf_counter()
         image = decode_image(data, self.max_pixels)
         decode_ms = (time.perf_counter() - t0) * 1e3
-        prepared = self.prepare(image, box, category, camera)
+        prepared = self.prepare(image, box, category, camera, gravity, upright)
         prepared.decode_ms = decode_ms
         return prepared
 
     def predict_bytes(self, data: bytes, box: Box | None = None, category: str | None = None,
-                      camera: Camera | None = None) -> PoseResult:
+                      camera: Camera | None = None, gravity: Gravity | None = None,
+                      upright: bool = False) -> PoseResult:
         """One encoded image → result (decode time included in the timings)."""
-        return self.run([self.prepare_bytes(data, box, category, camera)])[0]
+        return self.run([self.prepare_bytes(data, box, category, camera, gravity, upright)])[0]
 
     def warmup(self) -> None:
         """One dummy inference (a mean-colour image, unknown category) so the first request is not slow."""

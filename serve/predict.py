@@ -3,8 +3,8 @@
 Both paths give the same keys and values (`results.result_to_json`), apart from the
 timings. A file that cannot be read or decoded, or whose image does not contain
 the box, gives `{"file": ..., "error": ...}` (the same message on both paths)
-instead of ending the batch; an unknown category, bad camera intrinsics or an unreachable
-server raise.
+instead of ending the batch; an unknown category, bad camera intrinsics or gravity, or an
+unreachable server raise.
 Through a server the files' calls run concurrently on one asyncio channel, so that
 the server can batch them; the rows still come in file order.
 """
@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import grpc
 import numpy as np
 
-from vantage.geometry import camera_matrix
+from vantage.geometry import camera_matrix, checked_gravity
 from vantage.imaging import ImageError
 from vantage.serve.aio_client import AsyncPoseClient
 from vantage.serve.results import response_to_result, result_to_json
@@ -26,6 +26,7 @@ from vantage.serve.security import ClientSecurity
 
 Box = Sequence[float]
 Camera = Sequence[float]  # (fx, fy, cx, cy) pixels
+Sensors = dict[str, Any]  # what the device knows besides the image: camera, gravity, upright (EstimateRequest)
 
 
 def _read(path: Path) -> bytes:
@@ -44,7 +45,7 @@ def _check_category(category: str | None, known: Sequence[str]) -> None:
 
 
 def _local(paths: list[Path], model: Any, box: Box | None, category: str | None, batch_size: int, backend: str,
-           alternatives: int, camera: Camera | None):
+           alternatives: int, sensors: Sensors):
     from vantage.serve.engine import Predictor, UnknownCategoryError  # noqa: PLC0415
 
     predictor = model if isinstance(model, Predictor) else Predictor(model, backend=backend)
@@ -54,7 +55,7 @@ def _local(paths: list[Path], model: Any, box: Box | None, category: str | None,
         ready, slots = [], []
         for i in range(start, min(start + batch_size, len(paths))):
             try:
-                ready.append(predictor.prepare_bytes(_read(paths[i]), box, category, camera))
+                ready.append(predictor.prepare_bytes(_read(paths[i]), box, category, **sensors))
                 slots.append(i)
             except (ImageError, UnknownCategoryError) as exc:
                 out[i] = {"file": str(paths[i]), "error": str(exc)}
@@ -66,13 +67,13 @@ def _local(paths: list[Path], model: Any, box: Box | None, category: str | None,
 
 async def _estimate_file(
     client: AsyncPoseClient, slots: asyncio.Semaphore, path: Path, box: Box | None, category: str | None,
-    alternatives: int, camera: Camera | None,
+    alternatives: int, sensors: Sensors,
 ) -> dict[str, Any]:
     """One file's JSON dict, or its `{"file", "error"}` row for a per-file failure (unreadable, INVALID_ARGUMENT)."""
     async with slots:
         try:
             response = await client.estimate(_read(path), box, category, request_id=path.name,
-                                             alternatives=alternatives, camera=camera)
+                                             alternatives=alternatives, **sensors)
         except ImageError as exc:
             return {"file": str(path), "error": str(exc)}
         except grpc.aio.AioRpcError as exc:
@@ -84,14 +85,14 @@ async def _estimate_file(
 
 async def _remote(
     paths: list[Path], server: str, box: Box | None, category: str | None, timeout: float, wait_s: float,
-    concurrency: int, client_options: ClientSecurity, alternatives: int, camera: Camera | None,
+    concurrency: int, client_options: ClientSecurity, alternatives: int, sensors: Sensors,
 ) -> list[dict[str, Any]]:
     """Up to `concurrency` Estimate calls in flight on one channel (a server batches them); rows in file order."""
     async with AsyncPoseClient(server, timeout=timeout, **client_options) as client:
         await client.wait_ready(timeout=wait_s)
         _check_category(category, list((await client.model_info()).categories))
         slots = asyncio.Semaphore(concurrency)
-        tasks = [asyncio.ensure_future(_estimate_file(client, slots, path, box, category, alternatives, camera))
+        tasks = [asyncio.ensure_future(_estimate_file(client, slots, path, box, category, alternatives, sensors))
                  for path in paths]
         try:
             return list(await asyncio.gather(*tasks))
@@ -115,6 +116,8 @@ def predict_files(
     client_options: ClientSecurity | None = None,
     alternatives: int = 0,
     camera: Camera | None = None,
+    gravity: Sequence[float] | None = None,
+    upright: bool = False,
 ) -> list[dict[str, Any]]:
     """Estimate every image file; exactly one of `server` ("host:port") or `model` (bundle folder or Predictor).
 
@@ -127,7 +130,9 @@ def predict_files(
     with `alternatives` > 0, up to that many `alternatives` (score, rotation,
     quaternion, viewpoint); or `file` and `error`.
     `box` (x_min, y_min, x_max, y_max pixels), `category` and `camera` (fx, fy, cx, cy pixels: the
-    pose is turned to the camera's optical axis, EstimateRequest.camera) apply to every file.
+    pose is turned to the camera's optical axis, EstimateRequest.camera), `gravity` (x, y, z in
+    the camera's axes: the crop is levelled) and `upright` (the object stands against gravity)
+    apply to every file.
     Locally the files are run in batches of `batch_size` on `backend`; through a server one
     Estimate call per file, `concurrency` of them in flight (deadline `timeout` each, retries
     included, after waiting up to `wait_s` for SERVING), by an AsyncPoseClient given
@@ -148,7 +153,10 @@ def predict_files(
     if camera is not None:
         camera_matrix(camera)  # CameraError before any file is read
         camera = tuple(float(np.float32(v)) for v in camera)
+    if checked_gravity(gravity, upright) is not None:  # GravityError before any file is read
+        gravity = tuple(float(np.float32(v)) for v in gravity)
+    sensors = {"camera": camera, "gravity": gravity, "upright": upright}
     if model is not None:
-        return _local(files, model, box, category, batch_size, backend, alternatives, camera)
+        return _local(files, model, box, category, batch_size, backend, alternatives, sensors)
     return asyncio.run(_remote(files, server, box, category, timeout, wait_s, concurrency, client_options or {},
-                               alternatives, camera))
+                               alternatives, sensors))

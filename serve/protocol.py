@@ -32,11 +32,14 @@ def make_request(
     keep_frame: bool = False,
     alternatives: int = 0,
     camera: Sequence[float] | None = None,
+    gravity: Sequence[float] | None = None,
+    upright: bool = False,
 ) -> vantage_pb2.EstimateRequest:
     """EstimateRequest from encoded image bytes, an optional (x_min, y_min, x_max, y_max) box in pixels
     and an optional known category name; `keep_frame` asks a stream never to drop this frame as stale;
     `alternatives` asks for that many alternative poses besides the answer; `camera` (fx, fy, cx, cy),
-    the intrinsics in pixels of the image, turns the pose to the camera's optical axis."""
+    the intrinsics in pixels of the image, turns the pose to the camera's optical axis; `gravity`
+    (x, y, z in the camera's axes) levels the crop, and `upright` stands the object against it."""
     if alternatives < 0:
         raise ValueError(f"alternatives must be 0 or more, got {alternatives}")
     request = vantage_pb2.EstimateRequest(
@@ -53,6 +56,12 @@ def make_request(
             raise ValueError(f"camera must have 4 numbers (fx, fy, cx, cy), got {len(camera)}")
         fx, fy, cx, cy = (float(v) for v in camera)
         request.camera.CopyFrom(vantage_pb2.Camera(fx=fx, fy=fy, cx=cx, cy=cy))
+    if gravity is not None:
+        if len(gravity) != 3:
+            raise ValueError(f"gravity must have 3 numbers (x, y, z in the camera's axes), got {len(gravity)}")
+        x, y, z = (float(v) for v in gravity)
+        request.gravity.CopyFrom(vantage_pb2.Vector3(x=x, y=y, z=z))
+    request.upright = bool(upright)
     return request
 
 
@@ -82,3 +91,11 @@ def request_camera(request: vantage_pb2.EstimateRequest) -> tuple[float, float, 
         return None
     c = request.camera
     return (c.fx, c.fy, c.cx, c.cy)
+
+
+def request_gravity(request: vantage_pb2.EstimateRequest) -> tuple[float, float, float] | None:
+    """The request's gravity direction (x, y, z), None when the field is absent."""
+    if not request.HasField("gravity"):
+        return None
+    g = request.gravity
+    return (g.x, g.y, g.z)

@@ -46,8 +46,9 @@ class PoseResult:
     `alternatives` the other likely poses, most likely first, none without mass
     (both absent / empty for bundles exported before pose hypotheses existed; over
     gRPC, alternatives only as many as the request asked for). `camera_turn` is the
-    rotation by which the poses were turned from the crop's ray to the optical axis of the
-    request's camera (vantage.geometry.ray_rotation), None without a camera (in process
+    rotation by which the poses were turned from the crop's axes to the camera's: the ray
+    to the box centre (vantage.geometry.ray_rotation) and, with gravity, the roll that
+    levelled the crop (vantage.geometry.level_turn); None for a plain crop (in process
     only, like `embedding`).
     """
 

@@ -31,14 +31,15 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 import vantage
-from vantage.geometry import CameraError
+from vantage.geometry import CameraError, GravityError
 from vantage.imaging import ImageError
 from vantage.serve.batching import DeadlineExceededError, DynamicBatcher, QueueFullError, ShuttingDownError
 from vantage.serve.config import ServerConfig
 from vantage.serve.engine import Predictor, UnknownCategoryError
 from vantage.serve.logs import configure_logging
 from vantage.serve.metrics import ServerMetrics, start_metrics_http
-from vantage.serve.protocol import SERVICE_NAME, channel_options, request_box, request_camera
+from vantage.serve.protocol import (SERVICE_NAME, channel_options, request_box, request_camera,
+                                    request_gravity)
 from vantage.serve.reload import ModelStore, ReloadError, Served, UnknownVersionError
 from vantage.serve.results import result_to_response
 from vantage.serve.retrieval_api import (
@@ -61,6 +62,7 @@ STATUS_OF_ERROR: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (ImageError, grpc.StatusCode.INVALID_ARGUMENT),
     (UnknownCategoryError, grpc.StatusCode.INVALID_ARGUMENT),
     (CameraError, grpc.StatusCode.INVALID_ARGUMENT),
+    (GravityError, grpc.StatusCode.INVALID_ARGUMENT),
     (QueueFullError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (DeadlineExceededError, grpc.StatusCode.DEADLINE_EXCEEDED),
     (ShuttingDownError, grpc.StatusCode.UNAVAILABLE),
@@ -118,7 +120,7 @@ class PoseEstimatorServicer(vantage_pb2_grpc.PoseEstimatorServicer):
         retriever = require(self.retrievers.get(predictor)) if request.top_k else None
         with self.batcher.announce() as submit:
             prepared = predictor.prepare_bytes(request.image, request_box(request), request.category or None,
-                                               request_camera(request))
+                                               request_camera(request), request_gravity(request), request.upright)
             self.metrics.preprocess_seconds.observe((prepared.decode_ms + prepared.preprocess_ms) / 1e3)
             future = submit(predictor, prepared, deadline)
         if context is not None:

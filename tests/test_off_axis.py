@@ -79,7 +79,7 @@ def test_re_imaged_views_keep_labels_that_reproduce_their_silhouettes(rendered: 
 
 
 def test_eval_camera_turns_a_perfect_crop_reading_back_to_each_views_label(rendered: Path) -> None:
-    from vantage.train.evaluate import with_camera
+    from vantage.train.evaluate import with_turns
 
     make_off_axis(rendered / "views", rendered / "far", OffAxisConfig(max_angle=45.0, seed=2), progress=False)
     categories = ["car", "chair"]
@@ -91,7 +91,7 @@ def test_eval_camera_turns_a_perfect_crop_reading_back_to_each_views_label(rende
 
     labels = np.stack([s.rotation for s in turned])
     plain = geodesic_distance(crop_truth, labels)
-    corrected = geodesic_distance(with_camera(turned, perfect)(np.zeros((6, 2), np.float32))["rotation"], labels)
+    corrected = geodesic_distance(with_turns(turned, perfect, camera=True)(np.zeros((6, 2), np.float32))["rotation"], labels)
     assert plain.max() > 15.0 and corrected.max() < 5.0  # left: the box centre is not quite the object's
 
 
@@ -126,7 +126,7 @@ def checkpoint(rendered: Path) -> Path:
 
 def test_eval_camera_on_the_command_line_and_without_intrinsics(rendered: Path, checkpoint: Path,
                                                                  tmp_path: Path) -> None:
-    from vantage.train.evaluate import with_camera
+    from vantage.train.evaluate import with_turns
 
     make_off_axis(rendered / "views", tmp_path / "turned", OffAxisConfig(max_angle=30.0), progress=False)
     res = subprocess.run([sys.executable, "-m", "vantage", "eval", "--model", str(checkpoint), "--data",
@@ -138,7 +138,7 @@ def test_eval_camera_on_the_command_line_and_without_intrinsics(rendered: Path, 
     samples = read_samples(tmp_path / "turned", ["car", "chair"])
     samples[2].intrinsics = None  # as in a manifest written before intrinsics were recorded
     with pytest.raises(ValueError, match="1 views have no intrinsics"):
-        with_camera(samples, lambda hints: {})
+        with_turns(samples, lambda hints: {}, camera=True)
 
 
 def test_the_bench_measures_each_turn_with_and_without_the_camera(rendered: Path, checkpoint: Path,
@@ -153,6 +153,24 @@ def test_the_bench_measures_each_turn_with_and_without_the_camera(rendered: Path
     assert (tmp_path / "off_axis.png").read_bytes()[:4] == b"\x89PNG"
     printed = capsys.readouterr().out
     assert "| 0-30° | 6 |" in printed and "without camera" in printed
+
+
+def test_the_roll_bench_measures_each_roll_plain_with_gravity_and_upright(rendered: Path, checkpoint: Path,
+                                                                         tmp_path: Path, capsys) -> None:
+    from vantage.train.off_axis_bench import main
+
+    main(["--model", str(checkpoint), "--data", str(rendered / "views"), "--out", str(tmp_path), "--bench", "roll",
+          "--angles", "0", "40"])
+    result = json.loads((tmp_path / "roll.json").read_text())
+    assert [(r["max_angle"], r["mode"]) for r in result["rows"]] == [
+        (0, "plain"), (0, "gravity"), (0, "upright"), (40, "plain"), (40, "gravity"), (40, "upright")]
+    assert [r.get("gravity", False) for r in result["rows"][:3]] == [False, True, True]
+    assert all(r["views"] == 6 and not r["camera"] for r in result["rows"])
+    assert sum(b["views"] for b in result["bands"]) == 6
+    assert all({"med_err", "med_err_gravity", "med_err_upright"} <= set(b) for b in result["bands"])
+    assert (tmp_path / "roll.png").read_bytes()[:4] == b"\x89PNG"
+    printed = capsys.readouterr().out
+    assert "| ±40° | 6 |" in printed and "with gravity, upright" in printed
 
 
 def test_a_rectified_crop_of_a_turned_view_is_the_crop_of_the_view_on_the_axis() -> None:

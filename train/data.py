@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from vantage.categories import category_index
+from vantage.geometry import camera_matrix, level_turn, ray_rotation
 from vantage.imaging import crop_rectified, crop_square, normalise
 from vantage.train.symmetry import ZSymmetry
 
@@ -162,17 +163,42 @@ def photometric(crop: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) 
     return np.ascontiguousarray(out)
 
 
+View = tuple[np.ndarray, np.ndarray]  # (K, turn): the intrinsics a crop is taken with and the camera's turn
+
+
+def view_turns(samples: list[Sample], camera: bool = False, gravity: bool = False) -> list[View] | None:
+    """How the server would crop each view for a request with its camera and/or gravity (vantage.serve.
+    engine.Predictor.prepare): the intrinsics (the view's, else a camera centred on the box) and the
+    turn from the crop's axes to the camera's (the ray to the box centre, then the roll that levels
+    gravity, vantage.geometry.level_turn); None for plain crops. Gravity is each view's own: rendered
+    objects stand upright, so it points along −R[:, 2]."""
+    if not (camera or gravity):
+        return None
+    if camera:
+        missing = [str(s.image_path) for s in samples if s.intrinsics is None]
+        if missing:
+            raise ValueError(f"{len(missing)} views have no intrinsics (K) in their manifest, e.g. {missing[0]}: "
+                             f"they cannot be cropped as with a camera")
+    views = []
+    for s in samples:
+        centre = np.array([(s.box[0] + s.box[2]) / 2.0, (s.box[1] + s.box[3]) / 2.0])
+        k = np.asarray(s.intrinsics, np.float64) if camera else camera_matrix((1.0, 1.0, *centre))
+        turn = ray_rotation(k, centre)
+        views.append((k, level_turn(turn, -np.asarray(s.rotation)[:, 2]) if gravity else turn))
+    return views
+
+
 def load_crop(
     sample: Sample,
     size: int,
     margin: float,
     augment: AugmentConfig | None = None,
     rng: np.random.Generator | None = None,
-    rectified: bool = False,
+    view: View | None = None,
 ) -> np.ndarray:
     """The network input crop (uint8 RGB size×size) of a sample, augmented when `augment` is given;
-    `rectified`: taken from the view turned to the box centre with the sample's intrinsics
-    (`vantage.imaging.crop_rectified`, as the server crops a request that gives its camera)."""
+    `view` (K, turn): taken from the view turned so (`vantage.imaging.crop_rectified`, as the
+    server crops a request that gives its camera or gravity: `view_turns`)."""
     bgr = cv2.imread(str(sample.image_path), cv2.IMREAD_COLOR)
     if bgr is None:
         raise FileNotFoundError(f"cannot read rendered image {sample.image_path}")
@@ -182,10 +208,8 @@ def load_crop(
         box = jitter_box(sample.box, augment.box_jitter, rng)
         h, w = image.shape[:2]
         box = [max(box[0], 0.0), max(box[1], 0.0), min(box[2], float(w)), min(box[3], float(h))]
-    if rectified:
-        if sample.intrinsics is None:
-            raise ValueError(f"{sample.image_path} has no intrinsics (K) in its manifest: it cannot be rectified")
-        crop = crop_rectified(image, box, sample.intrinsics, size, margin)
+    if view is not None:
+        crop = crop_rectified(image, box, view[0], size, margin, turn=view[1])
     else:
         crop = crop_square(image, box, size, margin)
     if augment is not None and rng is not None:
@@ -201,11 +225,13 @@ def normalised_crops(
     std: Sequence[float],
     augment: AugmentConfig | None = None,
     rng: np.random.Generator | None = None,
-    rectified: bool = False,
+    views: list[View] | None = None,
 ) -> np.ndarray:
     """Float32 (N, 3, size, size) network inputs of `samples`, augmented when `augment` and `rng` are given
-    (`rectified`: see `load_crop`)."""
-    out = [normalise(np.stack([load_crop(s, size, margin, augment, rng, rectified) for s in samples[sl]]), mean, std)
+    (`views`, one per sample: see `load_crop`)."""
+    views = views if views is not None else [None] * len(samples)
+    out = [normalise(np.stack([load_crop(s, size, margin, augment, rng, v) for s, v in zip(samples[sl], views[sl])]),
+                     mean, std)
            for sl in batches(len(samples), 64)]
     return np.concatenate(out).astype(np.float32)
 

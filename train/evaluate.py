@@ -21,9 +21,9 @@ from typing import Callable
 import numpy as np
 
 from vantage.bundle import HYPOTHESIS_OUTPUT_NAMES, METADATA_FILE, OUTPUT_NAMES, load_metadata
-from vantage.geometry import (axis_angle_to_rotation, geodesic_distance, ray_rotation, rotation_to_axis_angle,
-                              rotation_to_viewpoint)
-from vantage.train.data import Sample, batches, normalised_crops, read_samples
+from vantage.geometry import (axis_angle_to_rotation, checked_gravity, geodesic_distance, rotation_to_axis_angle,
+                              rotation_to_viewpoint, stand_upright)
+from vantage.train.data import Sample, batches, normalised_crops, read_samples, view_turns
 from vantage.train.meshes import MeshError, ModelSpec, builtin_spec, scan_repository
 from vantage.train.metrics import (by_category, elevation_report, hypothesis_report, miss_kinds, miss_report, pose_report,
                                    summarise)
@@ -34,20 +34,22 @@ Runner = Callable[[np.ndarray], dict[str, np.ndarray]]
 EVAL_OUTPUTS = ("category_probs", "rotation", *HYPOTHESIS_OUTPUT_NAMES)
 
 
-def bundle_runner(bundle: Path, data: str | Path, calibrated: bool = True,
-                  rectified: bool = False) -> tuple[list[str], list[Sample], Runner]:
+def bundle_runner(bundle: Path, data: str | Path, calibrated: bool = True, camera: bool = False,
+                  gravity: bool = False) -> tuple[list[str], list[Sample], Runner]:
     """Categories, samples and a runner of an exported bundle (ONNX Runtime, CPU).
 
     `calibrated`: hypothesis scores through the bundle's confidence calibration, as the server
     reports them; False gives the graph's raw scores (what `vantage calibrate` fits).
-    `rectified`: crops of the views turned to the box centres (vantage.imaging.crop_rectified).
+    `camera`, `gravity`: crops of the views as the server takes them for a request with the camera
+    or gravity (vantage.train.data.view_turns); the answers stay in the crops' axes (`with_turns`).
     """
     from vantage.export.onnx_export import ort_session
 
     meta = load_metadata(bundle)
     calibration = meta.calibration() if calibrated else None
     samples = read_samples(data, meta.categories)
-    x = normalised_crops(samples, meta.input_size, meta.crop_margin, meta.mean, meta.std, rectified=rectified)
+    x = normalised_crops(samples, meta.input_size, meta.crop_margin, meta.mean, meta.std,
+                         views=view_turns(samples, camera, gravity))
     sess = ort_session(bundle / meta.onnx_file)
     names = [n for n in EVAL_OUTPUTS if n in meta.output_names]  # bundles exported before hypotheses lack them
 
@@ -61,10 +63,10 @@ def bundle_runner(bundle: Path, data: str | Path, calibrated: bool = True,
     return meta.categories, samples, run
 
 
-def checkpoint_runner(checkpoint: Path, data: str | Path,
-                      rectified: bool = False) -> tuple[list[str], list[Sample], Runner]:
+def checkpoint_runner(checkpoint: Path, data: str | Path, camera: bool = False,
+                      gravity: bool = False) -> tuple[list[str], list[Sample], Runner]:
     """Categories, samples and a runner of a training checkpoint (as its one-network bundle would answer);
-    frozen features are computed once; `rectified` as for `bundle_runner`."""
+    frozen features are computed once; `camera`, `gravity` as for `bundle_runner`."""
     import torch
 
     from vantage.imaging import IMAGENET_MEAN, IMAGENET_STD
@@ -75,7 +77,7 @@ def checkpoint_runner(checkpoint: Path, data: str | Path,
     cfg = model.config
     samples = read_samples(data, cfg.categories)
     x = normalised_crops(samples, cfg.input_size, info["config"].crop_margin, IMAGENET_MEAN, IMAGENET_STD,
-                         rectified=rectified)
+                         views=view_turns(samples, camera, gravity))
     with torch.no_grad():
         feats = [model.features(torch.from_numpy(x[sl])) for sl in batches(len(x), 64)]
 
@@ -175,46 +177,56 @@ def add_symmetry(report: dict, samples: list[Sample], pred: np.ndarray, true: np
         row["sym_err"] = float(err)
 
 
-def with_camera(samples: list[Sample], run: Runner) -> Runner:
-    """`run` with its rotations turned from the crop's ray to each view's optical axis
-    (vantage.geometry.ray_rotation, from the view's K and box centre), as the server does
-    for a request that carries its camera (EstimateRequest.camera)."""
-    missing = [str(s.image_path) for s in samples if s.intrinsics is None]
-    if missing:
-        raise ValueError(f"{len(missing)} views have no intrinsics (K) in their manifest, e.g. {missing[0]}")
-    k = np.stack([s.intrinsics for s in samples])
-    centres = np.array([[(s.box[0] + s.box[2]) / 2.0, (s.box[1] + s.box[3]) / 2.0] for s in samples])
-    turns = ray_rotation(k, centres)
+def with_turns(samples: list[Sample], run: Runner, camera: bool = False, gravity: bool = False,
+               upright: bool = False) -> Runner:
+    """`run` with its rotations turned from the crops' axes to each view's camera (vantage.train.data.
+    view_turns: the ray to the box centre with `camera`, the levelling roll with `gravity`), and with
+    `upright` stood against each view's gravity (vantage.geometry.stand_upright), as the server
+    answers a request with its camera, gravity and `upright` (EstimateRequest)."""
+    views = view_turns(samples, camera, gravity)
+    turns = np.stack([turn for _, turn in views]) if views else np.broadcast_to(np.eye(3), (len(samples), 3, 3))
+    down = [-np.asarray(s.rotation)[:, 2] for s in samples]
+
+    def stood(rotations: np.ndarray) -> np.ndarray:
+        return np.stack([stand_upright(r, g) for r, g in zip(rotations, down)]) if upright else rotations
 
     def turned(hints: np.ndarray) -> dict[str, np.ndarray]:
         out = dict(run(hints))
-        out["rotation"] = turns @ out["rotation"]
+        out["rotation"] = stood(turns @ out["rotation"])
         if "pose_hypotheses" in out:
             poses = axis_angle_to_rotation(out["pose_hypotheses"])
-            out["pose_hypotheses"] = rotation_to_axis_angle(turns[:, None] @ poses)
+            out["pose_hypotheses"] = rotation_to_axis_angle(stood(turns[:, None] @ poses))
         return out
 
     return turned
 
 
 def evaluate(model: str | Path, data: str | Path, out: str | Path | None = None,
-             models: str | Path | None = None, camera: bool = False) -> dict:
+             models: str | Path | None = None, camera: bool = False, gravity: bool = False,
+             upright: bool = False) -> dict:
     """Evaluate a bundle folder or a checkpoint file on a rendered dataset; write the report to `out`.
 
     `models`: the mesh folder the test views were rendered from, for the symmetry-reduced error
     of views whose manifest predates recorded symmetries. `camera`: as the server answers a request with
     its camera: crops of the views turned to the box centres, answers turned back to each view's optical
-    axis (`with_camera`); for views whose object is off the axis (vantage.train.off_axis).
+    axis (`with_turns`); for views whose object is off the axis (vantage.train.off_axis). `gravity`: as
+    for a request with gravity (each view's own: the crop levelled), `upright` (needs gravity): answers
+    stood upright against it; for views whose camera rolls (`vantage off-axis --max-roll`).
     """
+    if not gravity:
+        checked_gravity(None, upright)  # GravityError: upright needs gravity, before anything is read
     model = Path(model)
     # the mesh folder is read first, so a wrong path fails before the model runs over every image
     meshes = {s.model_id: s for s in scan_repository(models)} if models is not None else {}
     make = bundle_runner if (model / METADATA_FILE).is_file() else checkpoint_runner
     if not model.exists():
         raise FileNotFoundError(f"{model} is neither a bundle folder nor a checkpoint file")
-    categories, samples, run = make(model, data, rectified=camera)
-    report = evaluate_runner(categories, samples, with_camera(samples, run) if camera else run, meshes=meshes)
-    report["model"], report["data"], report["camera"] = str(model), str(data), camera
+    categories, samples, run = make(model, data, camera=camera, gravity=gravity)
+    if camera or gravity:
+        run = with_turns(samples, run, camera, gravity, upright)
+    report = evaluate_runner(categories, samples, run, meshes=meshes)
+    report["model"], report["data"] = str(model), str(data)
+    report["camera"], report["gravity"], report["upright"] = camera, gravity, upright
     if "hypotheses" in report and make is bundle_runner:  # which scores the confidence figures are of
         report["hypotheses"]["calibration"] = load_metadata(model).confidence_calibration
     if out is not None:

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from vantage.geometry import ray_rotation, rotation_to_viewpoint
+from vantage.geometry import ray_rotation, rot_z, rotation_to_viewpoint
 from vantage.train.render import mask_box
 
 
@@ -57,8 +57,7 @@ def turn(angle: float, direction: float) -> np.ndarray:
 def roll(angle: float) -> np.ndarray:
     """The camera's roll about its optical axis by `angle` degrees: image content turns by it about
     the principal point (clockwise on screen, x right and y down) and R becomes roll·R."""
-    a = math.radians(angle)
-    return np.array([[math.cos(a), -math.sin(a), 0.0], [math.sin(a), math.cos(a), 0.0], [0.0, 0.0, 1.0]])
+    return rot_z(math.radians(angle))
 
 
 def off_axis_view(image: np.ndarray, mask: np.ndarray, intrinsics: np.ndarray, rotation: np.ndarray, q: np.ndarray,

@@ -3,7 +3,7 @@
 Reads `docs/results/ablation/*.json` (written by `vantage.train.ablation`),
 `docs/results/reference.json` (a copy of the reference recipe's `recipe.json`) and
 `docs/results/folds/*.json` (the recipe's `recipe.json` of other held-out folds,
-`vantage recipe reference --fold K`) and `docs/results/off_axis/off_axis.json`
+`vantage recipe reference --fold K`) and `docs/results/off_axis/off_axis.json` and `roll.json`
 (`vantage.train.off_axis_bench`) and writes the tables, among them the image-graphics paper's from-scratch vs
 transfer comparison (Sec. 4) by camera-position error. Usage: python -m vantage.train.results_doc
 """
@@ -226,7 +226,7 @@ def calibration_section(r: dict) -> list[str]:
     ]
 
 
-OFF_AXIS = "results/off_axis"  # relative to docs/: vantage.train.off_axis_bench's off_axis.json and off_axis.png
+OFF_AXIS = "results/off_axis"  # relative to docs/: vantage.train.off_axis_bench's off_axis and roll .json / .png
 
 
 def off_axis_section(result: dict | None) -> list[str]:
@@ -246,6 +246,27 @@ def off_axis_section(result: dict | None) -> list[str]:
         "centre and the one through the object's centre, which the renders put on the axis.", "",
         off_axis_table(result), "",
         f"![median error against the off-axis angle]({OFF_AXIS}/off_axis.png)", "",
+    ]
+
+
+def roll_section(result: dict | None) -> list[str]:
+    """What a request's gravity is worth (vantage.train.off_axis_bench --bench roll), when it was measured."""
+    if not result:
+        return []
+    return [
+        "## Cameras held askew (`EstimateRequest.gravity`, `upright`)", "",
+        "The reference bundle on its held-out views re-imaged by a camera rolled about its optical axis "
+        "(`vantage off-axis --max-angle 0 --max-roll R`: uniformly up to R either way, the labels exact), answered "
+        "without gravity, with each view's gravity (as the server does for a request with `gravity`: the crop "
+        "rolled until gravity points down in it, the answer turned back) and also `upright` (each pose replaced by "
+        "the nearest one standing against gravity: elevation and in-plane rotation from gravity, the azimuth from "
+        "the image). A view's gravity is its label's, −R[:, 2]: the rendered objects stand upright, as a phone's "
+        "accelerometer would report for a car on a road. "
+        f"`python -m vantage.train.off_axis_bench --bench roll --model {result['model']} --data {result['data']}`. "
+        "The ±0° row is the views re-imaged unrolled: gravity also levels the renders' own small roll "
+        "(θ ~ N(0°, 8°)).", "",
+        off_axis_table(result), "",
+        f"![median error against the camera's roll]({OFF_AXIS}/roll.png)", "",
     ]
 
 
@@ -273,6 +294,8 @@ def build(results_dir: Path = RESULTS) -> str:
         lines += folds_section(runs)
     off_axis = DOCS / OFF_AXIS / "off_axis.json"
     lines += off_axis_section(json.loads(off_axis.read_text()) if off_axis.is_file() else None)
+    roll = DOCS / OFF_AXIS / "roll.json"
+    lines += roll_section(json.loads(roll.read_text()) if roll.is_file() else None)
     if _transfer(results):
         cfg = _transfer(results)[0]["config"]
         lines += [

@@ -173,7 +173,8 @@ def _predict(args: argparse.Namespace) -> int:
         options = client_security(*secured)
         results = predict_files(args.images, server=args.server, model=args.model, box=args.box,
                                 category=args.category, concurrency=args.concurrency, client_options=options,
-                                alternatives=args.alternatives, camera=args.camera)
+                                alternatives=args.alternatives, camera=args.camera, gravity=args.gravity,
+                                upright=args.upright)
     except ValueError as exc:
         print(f"vantage predict: {exc}", file=sys.stderr)
         return 2
@@ -242,7 +243,12 @@ def _eval(args: argparse.Namespace) -> int:
     from vantage.train.evaluate import evaluate
     from vantage.train.metrics import format_table
 
-    report = evaluate(args.model, args.data, args.out, models=args.models, camera=args.camera)
+    try:  # a missing model or data folder, views without intrinsics, --upright alone: a message, not a traceback
+        report = evaluate(args.model, args.data, args.out, models=args.models, camera=args.camera,
+                          gravity=args.gravity, upright=args.upright)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"vantage eval: {exc}", file=sys.stderr)
+        return 2
     print(format_table(report))
     if "symmetry" in report:
         sym = report["symmetry"]["overall"]
@@ -390,6 +396,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--camera", type=float, nargs=4, metavar=("FX", "FY", "CX", "CY"),
                    help="the camera's intrinsics in pixels of the images: the pose is turned to its optical axis "
                         "(without them it is relative to the ray through the box centre)")
+    q.add_argument("--gravity", type=float, nargs=3, metavar=("GX", "GY", "GZ"),
+                   help="gravity's direction in the camera's axes (x right, y down, z forward), e.g. from a phone's "
+                        "accelerometer: the crop is levelled before the model sees it and the pose turned back")
+    q.add_argument("--upright", action="store_true",
+                   help="with --gravity: the object stands upright, so only its azimuth comes from the image")
     q.add_argument("--json", action="store_true", help="one JSON object per image and line")
     q.add_argument("--concurrency", type=int, default=4,
                    help="with --server: Estimate calls in flight at once, which the server may batch (default 4)")
@@ -426,6 +437,11 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--camera", action="store_true",
                    help="turn each answer from its crop's ray to the view's optical axis with the view's intrinsics, "
                         "as the server does for a request with `camera` (views off the axis: `vantage off-axis`)")
+    v.add_argument("--gravity", action="store_true",
+                   help="level each crop by the view's gravity (its object stands upright) and turn the answer back, "
+                        "as the server does for a request with `gravity` (rolled views: `vantage off-axis --max-roll`)")
+    v.add_argument("--upright", action="store_true",
+                   help="with --gravity: stand each answer upright against it, as for a request with `upright`")
     v.set_defaults(func=_eval)
 
     oa = sub.add_parser("off-axis", help="re-image labelled renders by a camera turned away from the object "

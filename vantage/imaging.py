@@ -136,6 +136,7 @@ def crop_rectified(
     out_size: int,
     margin: float = 0.1,
     max_pixels: int | None = None,
+    turn: np.ndarray | None = None,
 ) -> np.ndarray:
     """`crop_square` of the image the camera (intrinsics K) would take turned to look at the box centre.
 
@@ -146,14 +147,16 @@ def crop_rectified(
     the box centre lands on its principal point, the object is seen undistorted, and the turn
     times the network's answer is the pose relative to the real camera. For a box centred on
     the principal point it is `crop_square` (up to resampling). Same margin, edge replication,
-    area interpolation and `max_pixels` refusal as `crop_square`.
+    area interpolation and `max_pixels` refusal as `crop_square`. `turn` (default: the ray rotation to
+    the box centre) may add a roll about that ray (vantage.geometry.level_turn).
     """
     from vantage.geometry import ray_rotation
 
     h, w = image.shape[:2]
     x0, y0, x1, y1 = validate_box(box, w, h)
     k = np.asarray(intrinsics, np.float64)
-    turn = ray_rotation(k, np.array([(x0 + x1) / 2.0, (y0 + y1) / 2.0]))
+    if turn is None:
+        turn = ray_rotation(k, np.array([(x0 + x1) / 2.0, (y0 + y1) / 2.0]))
     to_turned = k @ turn.T @ np.linalg.inv(k)  # original → turned image (continuous pixel coordinates)
     # the box's extent in the turned view, between its edges' midpoints (its corners would overstate it:
     # the object touches each edge of a tight box once, not at the corners)

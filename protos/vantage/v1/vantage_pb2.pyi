@@ -30,8 +30,18 @@ class Camera(_message.Message):
     cy: float
     def __init__(self, fx: _Optional[float] = ..., fy: _Optional[float] = ..., cx: _Optional[float] = ..., cy: _Optional[float] = ...) -> None: ...
 
+class Vector3(_message.Message):
+    __slots__ = ("x", "y", "z")
+    X_FIELD_NUMBER: _ClassVar[int]
+    Y_FIELD_NUMBER: _ClassVar[int]
+    Z_FIELD_NUMBER: _ClassVar[int]
+    x: float
+    y: float
+    z: float
+    def __init__(self, x: _Optional[float] = ..., y: _Optional[float] = ..., z: _Optional[float] = ...) -> None: ...
+
 class EstimateRequest(_message.Message):
-    __slots__ = ("image", "box", "category", "request_id", "frame_id", "keep_frame", "alternatives", "camera", "top_k", "wireframe_models")
+    __slots__ = ("image", "box", "category", "request_id", "frame_id", "keep_frame", "alternatives", "camera", "gravity", "upright", "top_k", "wireframe_models")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     BOX_FIELD_NUMBER: _ClassVar[int]
     CATEGORY_FIELD_NUMBER: _ClassVar[int]
@@ -40,6 +50,8 @@ class EstimateRequest(_message.Message):
     KEEP_FRAME_FIELD_NUMBER: _ClassVar[int]
     ALTERNATIVES_FIELD_NUMBER: _ClassVar[int]
     CAMERA_FIELD_NUMBER: _ClassVar[int]
+    GRAVITY_FIELD_NUMBER: _ClassVar[int]
+    UPRIGHT_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     WIREFRAME_MODELS_FIELD_NUMBER: _ClassVar[int]
     image: bytes
@@ -50,9 +62,11 @@ class EstimateRequest(_message.Message):
     keep_frame: bool
     alternatives: int
     camera: Camera
+    gravity: Vector3
+    upright: bool
     top_k: int
     wireframe_models: int
-    def __init__(self, image: _Optional[bytes] = ..., box: _Optional[_Union[Box, _Mapping]] = ..., category: _Optional[str] = ..., request_id: _Optional[str] = ..., frame_id: _Optional[int] = ..., keep_frame: _Optional[bool] = ..., alternatives: _Optional[int] = ..., camera: _Optional[_Union[Camera, _Mapping]] = ..., top_k: _Optional[int] = ..., wireframe_models: _Optional[int] = ...) -> None: ...
+    def __init__(self, image: _Optional[bytes] = ..., box: _Optional[_Union[Box, _Mapping]] = ..., category: _Optional[str] = ..., request_id: _Optional[str] = ..., frame_id: _Optional[int] = ..., keep_frame: _Optional[bool] = ..., alternatives: _Optional[int] = ..., camera: _Optional[_Union[Camera, _Mapping]] = ..., gravity: _Optional[_Union[Vector3, _Mapping]] = ..., upright: _Optional[bool] = ..., top_k: _Optional[int] = ..., wireframe_models: _Optional[int] = ...) -> None: ...
 
 class CategoryScore(_message.Message):
     __slots__ = ("name", "score")
