@@ -85,3 +85,18 @@ def test_off_axis_section_shows_both_answers_per_turn() -> None:
                 f"{camera['med_err']:.1f} / {camera['acc_pi6']:.3f} |") in text
     assert f"({OFF_AXIS}/off_axis.png)" in text and (DOCS / OFF_AXIS / "off_axis.png").is_file()
     assert off_axis_section(None) == []
+
+
+def test_roll_section_shows_each_roll_plain_with_gravity_and_upright() -> None:
+    from vantage.train.results_doc import OFF_AXIS, roll_section
+
+    result = json.loads((DOCS / OFF_AXIS / "roll.json").read_text())
+    text = "\n".join(roll_section(result))
+    for i in range(0, len(result["rows"]), 3):
+        plain, gravity, upright = result["rows"][i:i + 3]
+        assert (plain["mode"], gravity["mode"], upright["mode"]) == ("plain", "gravity", "upright")
+        assert (f"| ±{plain['max_angle']:g}° | {plain['views']} | {plain['med_err']:.1f} / {plain['acc_pi6']:.3f} | "
+                f"{gravity['med_err']:.1f} / {gravity['acc_pi6']:.3f} | {upright['med_err']:.1f} / "
+                f"{upright['acc_pi6']:.3f} |") in text
+    assert f"({OFF_AXIS}/roll.png)" in text and (DOCS / OFF_AXIS / "roll.png").is_file()
+    assert roll_section(None) == []
