@@ -23,8 +23,8 @@ import numpy as np
 from vantage.bundle import BundleError, BundleMetadata, load_metadata
 from vantage.calibration import ConfidenceCalibration
 from vantage.categories import CATEGORIES
-from vantage.geometry import (axis_angle_to_rotation, camera_matrix, checked_gravity, level_turn, ray_rotation,
-                              rotation_to_axis_angle, rotation_to_quaternion, rotation_to_viewpoint, stand_upright)
+from vantage.geometry import (axis_angle_to_rotation, camera_matrix, checked_gravity, crop_view, rotation_to_axis_angle,
+                              rotation_to_quaternion, rotation_to_viewpoint, stand_upright)
 from vantage.imaging import (DEFAULT_MAX_PIXELS, ImageError, crop_rectified, crop_square, decode_image,
                              image_size_from_header, normalise, validate_box)
 from vantage.serve.backends import Backend, TensorSpec, create_backend
@@ -177,16 +177,12 @@ class Predictor:
             turn, crop = None, crop_square(image, box, self.input_size, float(meta.crop_margin), self.max_pixels)
         else:
             x0, y0, x1, y1 = validate_box(box, image.shape[1], image.shape[0])
-            centre = np.array([(x0 + x1) / 2.0, (y0 + y1) / 2.0])
-            k = camera_matrix(camera if camera is not None else (1.0, 1.0, *centre))
-            turn = ray_rotation(k, centre)
-            if down is not None:
-                turn = level_turn(turn, down)
+            k, turn = crop_view(np.array([(x0 + x1) / 2.0, (y0 + y1) / 2.0]),
+                                None if camera is None else camera_matrix(camera), down)
             crop = crop_rectified(image, box, k, self.input_size, float(meta.crop_margin), self.max_pixels, turn)
         tensor = normalise(crop[None], meta.mean, meta.std)[0]
         return PreparedInput(tensor, hint, category or None, preprocess_ms=(time.perf_counter() - t0) * 1e3, turn=turn,
                              upright=down if upright else None)
-
 
     def run(self, prepared: Sequence[PreparedInput]) -> list[PoseResult]:
         """One batched backend call over prepared inputs.

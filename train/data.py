@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from vantage.categories import category_index
-from vantage.geometry import camera_matrix, level_turn, ray_rotation
+from vantage.geometry import crop_view
 from vantage.imaging import crop_rectified, crop_square, normalise
 from vantage.train.symmetry import ZSymmetry
 
@@ -179,13 +179,9 @@ def view_turns(samples: list[Sample], camera: bool = False, gravity: bool = Fals
         if missing:
             raise ValueError(f"{len(missing)} views have no intrinsics (K) in their manifest, e.g. {missing[0]}: "
                              f"they cannot be cropped as with a camera")
-    views = []
-    for s in samples:
-        centre = np.array([(s.box[0] + s.box[2]) / 2.0, (s.box[1] + s.box[3]) / 2.0])
-        k = np.asarray(s.intrinsics, np.float64) if camera else camera_matrix((1.0, 1.0, *centre))
-        turn = ray_rotation(k, centre)
-        views.append((k, level_turn(turn, -np.asarray(s.rotation)[:, 2]) if gravity else turn))
-    return views
+    return [crop_view(np.array([(s.box[0] + s.box[2]) / 2.0, (s.box[1] + s.box[3]) / 2.0]),
+                      s.intrinsics if camera else None, -np.asarray(s.rotation)[:, 2] if gravity else None)
+            for s in samples]
 
 
 def load_crop(

@@ -184,7 +184,9 @@ def with_turns(samples: list[Sample], run: Runner, camera: bool = False, gravity
     `upright` stood against each view's gravity (vantage.geometry.stand_upright), as the server
     answers a request with its camera, gravity and `upright` (EstimateRequest)."""
     views = view_turns(samples, camera, gravity)
-    turns = np.stack([turn for _, turn in views]) if views else np.broadcast_to(np.eye(3), (len(samples), 3, 3))
+    if views is None:  # neither: nothing to turn (and nothing to stand upright against)
+        return run
+    turns = np.stack([turn for _, turn in views])
     down = [-np.asarray(s.rotation)[:, 2] for s in samples]
 
     def stood(rotations: np.ndarray) -> np.ndarray:

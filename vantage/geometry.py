@@ -274,6 +274,17 @@ def level_turn(turn: np.ndarray, gravity: np.ndarray) -> np.ndarray:
     return turn @ rot_z(np.arctan2(-g[0], g[1]))
 
 
+def crop_view(centre: np.ndarray, intrinsics: np.ndarray | None = None,
+              gravity: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(K, turn) of the crop taken around image point `centre` (vantage.imaging.crop_rectified): the
+    intrinsics, or without them a camera whose principal point is `centre`; the turn from the crop's
+    axes to the camera's, to the ray through `centre` and, with gravity, levelled (`level_turn`)."""
+    centre = np.asarray(centre, np.float64)
+    k = np.asarray(intrinsics, np.float64) if intrinsics is not None else camera_matrix((1.0, 1.0, *centre))
+    turn = ray_rotation(k, centre)
+    return k, turn if gravity is None else level_turn(turn, gravity)
+
+
 def stand_upright(rotation: np.ndarray, gravity: np.ndarray) -> np.ndarray:
     """(..., 3, 3): the rotations nearest `rotation` under which the object stands upright, its +z axis
     (POSE.md) against gravity: the smallest turn taking its z axis there, so elevation and roll follow
