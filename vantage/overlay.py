@@ -104,13 +104,15 @@ def perspective_to_box(points: np.ndarray, rotation: np.ndarray, box: Sequence[f
     obj = np.asarray(points, np.float64) @ np.asarray(rotation, np.float64).reshape(3, 3).T  # camera axes
     flat = obj.reshape(-1, 3)
     radius = float(np.linalg.norm(flat, axis=1).max())
-    centre, distance = target, (k[0, 0] + k[1, 1]) / 2 * 2.0 * radius / max(float(size.max()), 1e-9)
+    nearest = 2.0 * radius  # every point in front of the camera
+    centre = target
+    distance = max((k[0, 0] + k[1, 1]) / 2 * nearest / max(float(size.max()), 1e-9), nearest)
     for _ in range(_PLACEMENT_STEPS):  # fixed point: the projection's box centred on and as large as `box`
-        uv = _project(flat + max(distance, 2.0 * radius) * ray_rotation(k, centre)[:, 2], k)
+        uv = _project(flat + distance * ray_rotation(k, centre)[:, 2], k)
         lo, hi = uv.min(0), uv.max(0)
         centre = centre + target - (lo + hi) / 2
-        distance *= float(np.max((hi - lo) / np.maximum(size, 1e-9)))
-    return _fitted(_project(obj + max(distance, 2.0 * radius) * ray_rotation(k, centre)[:, 2], k), box)
+        distance = max(distance * float(np.max((hi - lo) / np.maximum(size, 1e-9))), nearest)
+    return _fitted(_project(obj + distance * ray_rotation(k, centre)[:, 2], k), box)
 
 
 def perspective_axes(rotation: np.ndarray, origin: Sequence[float], scale_px: float,
