@@ -10,7 +10,7 @@ import pytest
 import trimesh
 
 from vantage.train.hybrids import hybrid_mesh, hybrid_specs
-from vantage.train.meshes import MeshError, ModelSpec, builtin_specs, normalise_mesh, scan_repository
+from vantage.train.meshes import MeshError, ModelSpec, builtin_specs, scan_repository
 
 
 def _box(extents: tuple[float, float, float]) -> trimesh.Trimesh:
