@@ -239,6 +239,18 @@ def _off_axis(args: argparse.Namespace) -> int:
     return 0
 
 
+def _corrupt(args: argparse.Namespace) -> int:
+    from vantage.train.corruptions import make_corrupted
+
+    try:  # a missing data folder, an output folder over its input: a message, not a traceback
+        manifest = make_corrupted(args.data, args.out, args.corruption, args.severity, args.seed)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"vantage corrupt: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {manifest}")
+    return 0
+
+
 def _eval(args: argparse.Namespace) -> int:
     from vantage.train.evaluate import evaluate
     from vantage.train.metrics import format_table
@@ -454,6 +466,17 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also roll the camera about its axis by up to this many degrees either way (default 0)")
     oa.add_argument("--seed", type=int, default=0)
     oa.set_defaults(func=_off_axis)
+
+    from vantage.train.corruptions import CORRUPTIONS, SEVERITIES
+
+    co = sub.add_parser("corrupt", help="copy labelled renders as a camera would spoil them (noise, exposure, blur, "
+                                        "JPEG, colour cast, low resolution, occlusion; for `vantage eval`)")
+    co.add_argument("--data", required=True, help="rendered dataset folder (manifest.jsonl)")
+    co.add_argument("--out", required=True, help="output dataset folder (replaced)")
+    co.add_argument("--corruption", required=True, choices=list(CORRUPTIONS))
+    co.add_argument("--severity", type=int, default=2, choices=list(SEVERITIES), help="1 (mild) to 3 (severe)")
+    co.add_argument("--seed", type=int, default=0)
+    co.set_defaults(func=_corrupt)
 
     cb = sub.add_parser("calibrate", help="fit a bundle's pose confidence to labelled views it never trained on")
     cb.add_argument("--model", action="append", required=True, help="bundle folder (repeat, paired with --data)")
