@@ -9,7 +9,8 @@ import torch
 import yaml
 
 from vantage.train.config_file import load_train_config
-from vantage.train.data import AugmentConfig, jitter_box, lower_resolution, occlude, photometric, read_samples
+from vantage.train.data import (AugmentConfig, camera_effect, jitter_box, lower_resolution, occlude, photometric,
+                                read_samples)
 from vantage.train.meshes import builtin_specs
 from vantage.train.render import RenderConfig, render_dataset
 from vantage.train.trainer import TrainConfig, balanced_epoch_length, balanced_order, load_model, train
@@ -114,6 +115,28 @@ def test_low_resolution_keeps_the_crop_size_but_not_its_fine_detail_and_is_off_b
     rng = np.random.default_rng(0)
     assert lower_resolution(crop, AugmentConfig(), rng) is crop and rng.random() == np.random.default_rng(0).random()
     assert AugmentConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_camera_effects_spoil_the_whole_frame_between_the_mild_and_severe_levels_and_are_off_by_default():
+    from vantage.train.corruptions import corrupt
+
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 256, (80, 96, 3), dtype=np.uint8)
+    box = (20.0, 10.0, 70.0, 60.0)
+    cfg = AugmentConfig(camera_prob=1.0, camera_effects=("dark",))
+    for seed in range(10):
+        out = camera_effect(image, box, cfg, np.random.default_rng(seed))
+        # darker than severity 1 leaves the frame, brighter than severity 3
+        assert corrupt(image, "dark", 3, rng, box).mean() - 2 < out.mean() < corrupt(image, "dark", 1, rng, box).mean() + 2
+    mixed = AugmentConfig(camera_prob=1.0)
+    assert all(not np.array_equal(camera_effect(image, box, mixed, np.random.default_rng(s)), image) for s in range(10))
+    rng = np.random.default_rng(0)
+    assert camera_effect(image, box, AugmentConfig(), rng) is image and rng.random() == np.random.default_rng(0).random()
+    assert AugmentConfig.from_dict(mixed.to_dict()) == mixed and isinstance(mixed.to_dict()["camera_effects"], list)
+    with pytest.raises(ValueError, match="unknown corruption 'fog'"):
+        AugmentConfig(camera_effects=("noise", "fog"))
+    with pytest.raises(ValueError, match="at least one corruption"):
+        AugmentConfig(camera_effects=())
 
 
 def test_yaml_config_with_overrides(tmp_path):

@@ -139,6 +139,15 @@ def corrupt(image: np.ndarray, name: str, severity: int, rng: np.random.Generato
     return c.apply(image, c.levels[severity - 1], rng, box)
 
 
+def random_corruption(image: np.ndarray, names: Sequence[str], rng: np.random.Generator, box: Box) -> np.ndarray:
+    """`image` spoilt by one of `names` at a level drawn log-uniformly between its severity-1 and severity-3
+    levels: the training side of these corruptions (AugmentConfig.camera_prob), never the bench's fixed levels."""
+    c = corruption(names[int(rng.integers(len(names)))])
+    ends = np.log([c.levels[0], c.levels[2]])
+    level = float(np.exp(rng.uniform(ends.min(), ends.max())))
+    return c.apply(image, level, rng, box)
+
+
 def make_corrupted(data: str | Path, out: str | Path, name: str, severity: int, seed: int = 0,
                    progress: bool = True) -> Path:
     """Write every view of rendered folder `data`, corrupted, into `out` (same layout, lossless PNG images,

@@ -20,6 +20,7 @@ import numpy as np
 from vantage.categories import category_index
 from vantage.geometry import crop_view
 from vantage.imaging import crop_rectified, crop_square, normalise
+from vantage.train.corruptions import corruption, random_corruption
 from vantage.train.symmetry import ZSymmetry
 
 
@@ -46,7 +47,18 @@ class AugmentConfig:
     # above already covers small objects.
     lowres_prob: float = 0.0
     lowres_scale: tuple[float, float] = (1 / 6, 2 / 3)
-    RANGES: ClassVar[tuple[str, ...]] = ("jpeg_quality", "occlude_area", "lowres_scale")  # lists in JSON/YAML
+    # what a camera does to a frame, on the whole image before it is cropped: with probability
+    # `camera_prob` one of `camera_effects` (vantage.train.corruptions) at a random level between its
+    # severity 1 and 3; off by default (see `camera_effect`)
+    camera_prob: float = 0.0
+    camera_effects: tuple[str, ...] = ("noise", "dark", "bright", "motion_blur", "defocus", "jpeg", "colour_cast")
+    RANGES: ClassVar[tuple[str, ...]] = ("jpeg_quality", "occlude_area", "lowres_scale", "camera_effects")  # lists
+
+    def __post_init__(self) -> None:
+        if not self.camera_effects:
+            raise ValueError("camera_effects must name at least one corruption (camera_prob 0 turns them off)")
+        for name in self.camera_effects:
+            corruption(name)  # a ValueError that lists the names
 
     def to_dict(self) -> dict:
         """JSON/YAML-ready fields (the ranges as lists)."""
@@ -129,6 +141,14 @@ def occlude(crop: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> n
     return out
 
 
+def camera_effect(image: np.ndarray, box: Sequence[float], cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    """With probability `camera_prob`, the BGR image as one of `camera_effects` spoils it (object box `box`);
+    draws nothing from `rng` when the probability is 0, so configurations without it augment exactly as before."""
+    if not cfg.camera_prob or rng.random() >= cfg.camera_prob:
+        return image
+    return random_corruption(image, cfg.camera_effects, rng, box)
+
+
 def lower_resolution(crop: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
     """With probability `lowres_prob`, shrink the crop to a random fraction in `lowres_scale` of its
     side (area averaging, at least 8 pixels) and enlarge it back (bilinear); draws nothing from
@@ -198,12 +218,13 @@ def load_crop(
     bgr = cv2.imread(str(sample.image_path), cv2.IMREAD_COLOR)
     if bgr is None:
         raise FileNotFoundError(f"cannot read rendered image {sample.image_path}")
-    image = bgr[:, :, ::-1]
     box = list(sample.box)
     if augment is not None and rng is not None:
+        bgr = camera_effect(bgr, box, augment, rng)
         box = jitter_box(sample.box, augment.box_jitter, rng)
-        h, w = image.shape[:2]
+        h, w = bgr.shape[:2]
         box = [max(box[0], 0.0), max(box[1], 0.0), min(box[2], float(w)), min(box[3], float(h))]
+    image = bgr[:, :, ::-1]
     if view is not None:
         crop = crop_rectified(image, box, view[0], size, margin, turn=view[1])
     else:
