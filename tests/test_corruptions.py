@@ -117,4 +117,4 @@ def test_the_bench_measures_each_corruption_beside_the_clean_views(rendered: Pat
     assert all(r["views"] == 6 and 0 <= r["med_err"] <= 180 for r in [*result["rows"], result["clean"]])
     assert (tmp_path / "bench" / "corruptions.png").read_bytes()[:4] == b"\x89PNG"
     printed = capsys.readouterr().out
-    assert "| none (clean views) |" in printed and "| dark | 0.25, 0.04 (gain in linear light) |" in printed
+    assert "| none (clean views) |" in printed and "| dark | gain in linear light: 0.25, 0.04 |" in printed

@@ -100,3 +100,19 @@ def test_roll_section_shows_each_roll_plain_with_gravity_and_upright() -> None:
                 f"{upright['acc_pi6']:.3f} |") in text
     assert f"({OFF_AXIS}/roll.png)" in text and (DOCS / OFF_AXIS / "roll.png").is_file()
     assert roll_section(None) == []
+
+
+def test_corruption_section_shows_every_corruption_beside_the_clean_views() -> None:
+    from vantage.train.results_doc import CORRUPTIONS, corruption_section
+
+    result = json.loads((DOCS / CORRUPTIONS / "corruptions.json").read_text())
+    text = "\n".join(corruption_section(result))
+    clean = result["clean"]
+    assert f"| none (clean views) | | {clean['med_err']:.1f} / {clean['acc_pi6']:.3f} |" in text
+    for name in {r["corruption"] for r in result["rows"]}:
+        cells = sorted((r for r in result["rows"] if r["corruption"] == name), key=lambda r: r["severity"])
+        assert " | ".join(f"{r['med_err']:.1f} / {r['acc_pi6']:.3f}" for r in cells) + " |" in text, name
+    worst = max((r for r in result["rows"] if r["severity"] == 2), key=lambda r: r["med_err"])
+    assert f"the worst is `{worst['corruption']}`: MedErr {worst['med_err']:.1f}°" in text
+    assert f"({CORRUPTIONS}/corruptions.png)" in text and (DOCS / CORRUPTIONS / "corruptions.png").is_file()
+    assert corruption_section(None) == []

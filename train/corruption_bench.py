@@ -46,7 +46,7 @@ def table(result: dict) -> str:
     """Markdown: one row per corruption, MedErr° / Acc@π/6 at each severity, and the clean views above them."""
     severities = list(dict.fromkeys(r["severity"] for r in result["rows"]))
     clean = result["clean"]
-    lines = ["| corruption | level at " + ", ".join(map(str, severities)) + " | "
+    lines = ["| corruption | its level at severity " + ", ".join(map(str, severities)) + " | "
              + " | ".join(f"severity {s}: MedErr° / Acc@π/6" for s in severities) + " |",
              "|---|---|" + "---|" * len(severities),
              "| none (clean views) | | " + " | ".join(f"{clean['med_err']:.1f} / {clean['acc_pi6']:.3f}"
@@ -54,7 +54,7 @@ def table(result: dict) -> str:
     for name in dict.fromkeys(r["corruption"] for r in result["rows"]):
         cells = {r["severity"]: r for r in result["rows"] if r["corruption"] == name}
         levels = ", ".join(f"{cells[s]['level']:g}" for s in severities)
-        lines.append(f"| {name} | {levels} ({CORRUPTIONS[name].unit}) | "
+        lines.append(f"| {name} | {CORRUPTIONS[name].unit}: {levels} | "
                      + " | ".join(f"{cells[s]['med_err']:.1f} / {cells[s]['acc_pi6']:.3f}" for s in severities) + " |")
     return "\n".join(lines)
 

@@ -109,11 +109,11 @@ class Corruption:
 
 
 CORRUPTIONS = {c.name: c for c in (
-    Corruption("noise", (10.0, 20.0, 40.0), "σ (grey levels)", _noise),
+    Corruption("noise", (10.0, 20.0, 40.0), "σ in grey levels", _noise),
     Corruption("dark", (0.25, 0.1, 0.04), "gain in linear light", _exposed),
     Corruption("bright", (2.5, 4.0, 8.0), "gain in linear light", _exposed),
-    Corruption("motion_blur", (7.0, 13.0, 21.0), "kernel length (px)", _motion_blur),
-    Corruption("defocus", (2.0, 4.0, 6.0), "disk radius (px)", _defocus),
+    Corruption("motion_blur", (7.0, 13.0, 21.0), "kernel length in px", _motion_blur),
+    Corruption("defocus", (2.0, 4.0, 6.0), "disk radius in px", _defocus),
     Corruption("jpeg", (20.0, 10.0, 5.0), "quality", _jpeg),
     Corruption("colour_cast", (0.2, 0.35, 0.5), "red / blue gain 1 ± s", _colour_cast),
     Corruption("low_res", (3.0, 5.0, 8.0), "shrink factor", _low_res),

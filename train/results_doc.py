@@ -270,6 +270,32 @@ def roll_section(result: dict | None) -> list[str]:
     ]
 
 
+CORRUPTIONS = "results/corruptions"  # relative to docs/: vantage.train.corruption_bench's .json / .png
+
+
+def corruption_section(result: dict | None) -> list[str]:
+    """How the bundle holds up on photo-like frames (vantage.train.corruption_bench), when it was measured."""
+    if not result:
+        return []
+    from vantage.train.corruption_bench import table
+
+    worst = max((r for r in result["rows"] if r["severity"] == 2), key=lambda r: r["med_err"], default=None)
+    ranked = "" if worst is None else (
+        f" At severity 2 the worst is `{worst['corruption']}`: MedErr {worst['med_err']:.1f}° / Acc@π/6 "
+        f"{worst['acc_pi6']:.3f} / cat-acc {worst['cat_acc']:.3f} against {result['clean']['med_err']:.1f}° / "
+        f"{result['clean']['acc_pi6']:.3f} / {result['clean']['cat_acc']:.3f} on the clean views.")
+    return [
+        "## Photo-like frames: camera corruptions (`vantage corrupt`)", "",
+        "The reference bundle on its held-out views as a camera spoils them, each corruption on the whole image "
+        "at three severities (`vantage.train.corruptions`: 1 an ordinary bad frame, 3 one a user would still send; "
+        "the labels unchanged). Training augments with colour jitter, mild noise (σ ≤ 8), Gaussian blur "
+        "(σ 0.4-1.5), JPEG (quality 30-90) and occluding noise rectangles; the rest is new to the bundle. "
+        f"`python -m vantage.train.corruption_bench --model {result['model']} --data {result['data']}`.{ranked}", "",
+        table(result), "",
+        f"![median error against severity]({CORRUPTIONS}/corruptions.png)", "",
+    ]
+
+
 def build(results_dir: Path = RESULTS) -> str:
     """The markdown of docs/RESULTS.md, from the JSON in `results_dir`."""
     results = [json.loads(p.read_text()) for p in sorted(results_dir.glob("*.json"))]
@@ -296,6 +322,8 @@ def build(results_dir: Path = RESULTS) -> str:
     lines += off_axis_section(json.loads(off_axis.read_text()) if off_axis.is_file() else None)
     roll = DOCS / OFF_AXIS / "roll.json"
     lines += roll_section(json.loads(roll.read_text()) if roll.is_file() else None)
+    corrupted = DOCS / CORRUPTIONS / "corruptions.json"
+    lines += corruption_section(json.loads(corrupted.read_text()) if corrupted.is_file() else None)
     if _transfer(results):
         cfg = _transfer(results)[0]["config"]
         lines += [
