@@ -102,6 +102,25 @@ def test_occlusion_covers_one_rectangle_of_the_asked_area_and_is_off_by_default(
     assert AugmentConfig.from_dict(cfg.to_dict()) == cfg
 
 
+def test_a_texture_occluder_is_a_smooth_patch_not_noise():
+    crop = np.full((64, 64, 3), 128, np.uint8)
+    roughness = {}
+    for occluder in ("noise", "texture"):
+        cfg = AugmentConfig(occlude_prob=1.0, occlude_area=(0.2, 0.3), occluder=occluder)
+        steps = []
+        for seed in range(10):
+            out = occlude(crop, cfg, np.random.default_rng(seed))
+            ys, xs = np.nonzero((out != 128).any(2))
+            covered = (ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1)
+            assert 0.15 * 64 * 64 <= covered <= 0.32 * 64 * 64, occluder
+            patch = out[ys.min():ys.max() + 1, xs.min():xs.max() + 1].astype(int)
+            steps.append(np.abs(np.diff(patch, axis=1)).mean())
+        roughness[occluder] = np.median(steps)
+    assert roughness["texture"] < 0.3 * roughness["noise"]  # neighbouring pixels alike, as on a real occluder
+    with pytest.raises(ValueError, match="occluder must be one of"):
+        AugmentConfig(occluder="cat")
+
+
 def test_low_resolution_keeps_the_crop_size_but_not_its_fine_detail_and_is_off_by_default():
     crop = np.zeros((96, 96, 3), np.uint8)
     crop[::2] = 255  # one-pixel stripes: gone at any resolution below the crop's

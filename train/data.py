@@ -20,8 +20,12 @@ import numpy as np
 from vantage.categories import category_index
 from vantage.geometry import crop_view
 from vantage.imaging import crop_rectified, crop_square, normalise
+from vantage.train.backgrounds import texture_background
 from vantage.train.corruptions import corruption, random_corruption
 from vantage.train.symmetry import ZSymmetry
+
+
+OCCLUDERS = ("noise", "texture")
 
 
 @dataclass
@@ -39,6 +43,7 @@ class AugmentConfig:
     # crop in `occlude_area`, as an occluder in front of the object would; off by default (see `occlude`)
     occlude_prob: float = 0.0
     occlude_area: tuple[float, float] = (0.05, 0.3)
+    occluder: str = "noise"  # what covers the rectangle: "noise" (uniform), or "texture" (vantage.train.backgrounds)
     # low resolution: the crop shrunk to a fraction in `lowres_scale` of its side and enlarged
     # back, as a small detection in a photo is; renders always fill the crop. Off (see `lower_resolution`):
     # the reference recipe with it on 0.3 of the crops, on its held-out views 17.0° / Acc@π/6 0.628 /
@@ -59,6 +64,8 @@ class AugmentConfig:
             raise ValueError("camera_effects must name at least one corruption (camera_prob 0 turns them off)")
         for name in self.camera_effects:
             corruption(name)  # a ValueError that lists the names
+        if self.occluder not in OCCLUDERS:
+            raise ValueError(f"occluder must be one of {OCCLUDERS}, got {self.occluder!r}")
 
     def to_dict(self) -> dict:
         """JSON/YAML-ready fields (the ranges as lists)."""
@@ -127,7 +134,8 @@ def jitter_box(box: tuple[float, float, float, float], amount: float, rng: np.ra
 
 def occlude(crop: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
     """With probability `occlude_prob`, cover a random rectangle (area fraction in `occlude_area`,
-    aspect 1:3 to 3:1) with uniform noise; draws nothing from `rng` when the probability is 0,
+    aspect 1:3 to 3:1) with uniform noise or a procedural texture (`occluder`: real occluders are
+    things with edges and shading, not noise); draws nothing from `rng` when the probability is 0,
     so configurations without it augment exactly as before."""
     if not cfg.occlude_prob or rng.random() >= cfg.occlude_prob:
         return crop
@@ -137,7 +145,10 @@ def occlude(crop: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> n
     eh, ew = min(h, max(1, round(np.sqrt(area * aspect)))), min(w, max(1, round(np.sqrt(area / aspect))))
     y, x = int(rng.integers(0, h - eh + 1)), int(rng.integers(0, w - ew + 1))
     out = crop.copy()
-    out[y : y + eh, x : x + ew] = rng.integers(0, 256, size=(eh, ew, crop.shape[2]), dtype=np.uint8)
+    if cfg.occluder == "texture":
+        out[y : y + eh, x : x + ew] = texture_background(max(eh, ew), rng)[:eh, :ew]
+    else:
+        out[y : y + eh, x : x + ew] = rng.integers(0, 256, size=(eh, ew, crop.shape[2]), dtype=np.uint8)
     return out
 
 
