@@ -116,3 +116,15 @@ def test_corruption_section_shows_every_corruption_beside_the_clean_views() -> N
     assert f"the worst is `{worst['corruption']}`: MedErr {worst['med_err']:.1f}°" in text
     assert f"({CORRUPTIONS}/corruptions.png)" in text and (DOCS / CORRUPTIONS / "corruptions.png").is_file()
     assert corruption_section(None) == []
+
+
+def test_the_corruption_section_says_which_corruptions_training_showed() -> None:
+    from vantage.train.data import AugmentConfig
+    from vantage.train.results_doc import trained_corruptions
+
+    plain = trained_corruptions(AugmentConfig(occlude_prob=0.5).to_dict())
+    assert "noise occluders on 50%" in plain and plain.endswith("the other corruptions are new to it.")
+    camera = trained_corruptions(AugmentConfig(occlude_prob=0.5, occluder="texture", camera_prob=0.3,
+                                               camera_effects=("dark", "jpeg")).to_dict())
+    assert "texture occluders on 50%" in camera and "on 30% of them, one of dark, jpeg at a random level" in camera
+    assert "occluders" not in trained_corruptions(AugmentConfig().to_dict())

@@ -273,8 +273,23 @@ def roll_section(result: dict | None) -> list[str]:
 CORRUPTIONS = "results/corruptions"  # relative to docs/: vantage.train.corruption_bench's .json / .png
 
 
-def corruption_section(result: dict | None) -> list[str]:
-    """How the bundle holds up on photo-like frames (vantage.train.corruption_bench), when it was measured."""
+def trained_corruptions(augment: dict) -> str:
+    """Which of the bench's corruptions a recipe's training augmentation (TrainConfig.augment) already shows it."""
+    q0, q1 = augment.get("jpeg_quality", (30, 90))
+    text = (f"Training augments with colour jitter (±{augment.get('colour_jitter', 0.25):g}), noise (σ ≤ "
+            f"{augment.get('noise_std', 8.0):g}), Gaussian blur (σ 0.4-1.5), JPEG (quality {q0}-{q1})")
+    if augment.get("occlude_prob"):
+        text += f", {augment.get('occluder', 'noise')} occluders on {augment['occlude_prob']:.0%} of the augmented crops"
+    if augment.get("camera_prob"):
+        return (text + f" and, on {augment['camera_prob']:.0%} of them, one of {', '.join(augment['camera_effects'])} "
+                "at a random level between severity 1 and 3: those rows measure corruptions it trained on (at other "
+                "levels); the others, and solid occluders, it never saw.")
+    return text + "; the other corruptions are new to it."
+
+
+def corruption_section(result: dict | None, augment: dict | None = None) -> list[str]:
+    """How the bundle holds up on photo-like frames (vantage.train.corruption_bench), when it was measured;
+    `augment`: its recipe's training augmentation, to say which corruptions it trained on."""
     if not result:
         return []
     from vantage.train.corruption_bench import table
@@ -288,8 +303,7 @@ def corruption_section(result: dict | None) -> list[str]:
         "## Photo-like frames: camera corruptions (`vantage corrupt`)", "",
         "The reference bundle on its held-out views as a camera spoils them, each corruption on the whole image "
         "at three severities (`vantage.train.corruptions`: 1 an ordinary bad frame, 3 one a user would still send; "
-        "the labels unchanged). Training augments with colour jitter, mild noise (σ ≤ 8), Gaussian blur "
-        "(σ 0.4-1.5), JPEG (quality 30-90) and occluding noise rectangles; the rest is new to the bundle. "
+        "the labels unchanged). " + (trained_corruptions(augment) + " " if augment is not None else "") +
         f"`python -m vantage.train.corruption_bench --model {result['model']} --data {result['data']}`.{ranked}", "",
         table(result), "",
         f"![median error against severity]({CORRUPTIONS}/corruptions.png)", "",
@@ -323,7 +337,8 @@ def build(results_dir: Path = RESULTS) -> str:
     roll = DOCS / OFF_AXIS / "roll.json"
     lines += roll_section(json.loads(roll.read_text()) if roll.is_file() else None)
     corrupted = DOCS / CORRUPTIONS / "corruptions.json"
-    lines += corruption_section(json.loads(corrupted.read_text()) if corrupted.is_file() else None)
+    lines += corruption_section(json.loads(corrupted.read_text()) if corrupted.is_file() else None,
+                                runs[0]["config"]["train"]["augment"] if runs else None)
     if _transfer(results):
         cfg = _transfer(results)[0]["config"]
         lines += [
