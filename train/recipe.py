@@ -109,6 +109,9 @@ class RecipeConfig:
         data=[], out="", epochs=40, flip=True, augmented_copies=3, lr=2e-3, threads=1,
         # M_P+: best head of the 128² ablation (docs/RESULTS.md) and, at 192² on the same renders,
         # MedErr 16.3° / Acc@π/6 0.656 vs M_G+ 17.2° / 0.622 (M_G+ with α = 0.1: 19.3° / 0.614).
+        # One category-independent head of the same size instead of a head per category (category_dependent
+        # False; better for R_G in the 128² ablation) on fold 0: MedErr 18.1° / Acc@π/6 0.639 / cat-acc 0.894 vs
+        # 15.3° / 0.669 / 0.908 (symmetry-reduced 14.5° / 0.744 vs 12.9° / 0.786): the heads stay per category.
         model=ModelConfig(head="bd_p", per_bin_delta=True, num_bins=16),
         # Occlusion (random erasing) on half the augmented crops: one M_P+ network on the same renders,
         # on the held-out views MedErr 16.7° / Acc@π/6 0.656 vs 16.3° / 0.656 without (noise), and on the
