@@ -4,7 +4,8 @@ Reads the renderer's `manifest.jsonl`, crops each image with the serving code's
 `vantage.imaging.crop_square` (so training and serving see identical pixels),
 jitters the box the way a detector would, and applies photometric noise: colour
 jitter, Gaussian noise, blur and JPEG re-encoding (image-graphics paper, Sec. 5:
-the drift from graphics to photos is the main source of error).
+the drift from graphics to photos is the main source of error); optionally occluders,
+low resolution and a camera's corruptions of the whole frame (vantage.train.corruptions).
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ class AugmentConfig:
     # crop in `occlude_area`, as an occluder in front of the object would; off by default (see `occlude`)
     occlude_prob: float = 0.0
     occlude_area: tuple[float, float] = (0.05, 0.3)
-    occluder: str = "noise"  # what covers the rectangle: "noise" (uniform), or "texture" (vantage.train.backgrounds)
+    # what covers the rectangle: "noise" (uniform), or "texture" (vantage.train.backgrounds; measured in RecipeConfig)
+    occluder: str = "noise"
     # low resolution: the crop shrunk to a fraction in `lowres_scale` of its side and enlarged
     # back, as a small detection in a photo is; renders always fill the crop. Off (see `lower_resolution`):
     # the reference recipe with it on 0.3 of the crops, on its held-out views 17.0° / Acc@π/6 0.628 /
@@ -54,7 +56,7 @@ class AugmentConfig:
     lowres_scale: tuple[float, float] = (1 / 6, 2 / 3)
     # what a camera does to a frame, on the whole image before it is cropped: with probability
     # `camera_prob` one of `camera_effects` (vantage.train.corruptions) at a random level between its
-    # severity 1 and 3; off by default (see `camera_effect`)
+    # severity 1 and 3; off by default (see `camera_effect`; the reference recipe with it: RecipeConfig)
     camera_prob: float = 0.0
     camera_effects: tuple[str, ...] = ("noise", "dark", "bright", "motion_blur", "defocus", "jpeg", "colour_cast")
     RANGES: ClassVar[tuple[str, ...]] = ("jpeg_quality", "occlude_area", "lowres_scale", "camera_effects")  # lists
