@@ -140,3 +140,49 @@ def test_head_losses_gradients_and_export_parity(head, per_bin, dependent, tmp_p
     assert np.abs(got[2] - rot.numpy()).max() < 1e-4 and np.abs(got[0] - probs.numpy()).max() < 1e-4
     if model.key_poses is not None:  # the dictionary travels with the checkpoint state
         assert torch.equal(model.state_dict()["key_poses"], model.key_poses)
+
+
+def _pose_model(**options) -> JointPoseNet:
+    torch.manual_seed(0)
+    return JointPoseNet(ModelConfig(categories=list(CATS), input_size=64, head_hidden=(32, 16), pretrained=False,
+                                    head="bd_p", num_bins=BINS, per_bin_delta=True, **options))
+
+
+def test_pose_skip_feeds_the_tap_activations_to_the_heads_and_exports(tmp_path):
+    model = _pose_model(pose_skip=True)
+    trunk_channels = model.trunk[-1]._block_args.output_filters
+    assert model.pose_reduce[0].in_channels == trunk_channels + model.features.out_channels
+    model.set_key_poses(kmeans(pose_targets(_rotations(48), np.zeros((1, 3)), 1.0).axis_angle, BINS))
+    model.eval()
+    feats = model.features(torch.randn(4, 3, 64, 64)).detach().requires_grad_(True)
+    _, out = model.forward_features(feats)
+    skip = torch.autograd.grad(out.bins.sum(), feats)[0]
+    # the skip is a path around the trunk: with the trunk's own path cut, the tap still moves the bins
+    with torch.no_grad():
+        model.trunk[-1]._project_conv.weight.zero_()
+    _, cut = model.forward_features(feats)
+    assert float(torch.autograd.grad(cut.bins.sum(), feats)[0].abs().sum()) > 0 and float(skip.abs().sum()) > 0
+
+    x, hint = torch.randn(3, 3, 64, 64), torch.zeros(3, 3)
+    with torch.no_grad():
+        rot = model(x, hint)[2]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bundle = export_bundle(model, tmp_path / "skip")
+    got = ort_session(bundle / "model.onnx").run(None, {INPUT_NAME: x.numpy(), INPUT_HINT_NAME: hint.numpy()})
+    assert np.abs(got[2] - rot.numpy()).max() < 1e-4
+
+
+def test_pose_dropout_acts_in_training_only_and_keeps_the_checkpoint_layout():
+    model = _pose_model(pose_dropout=0.5)
+    plain = _pose_model()
+    assert set(model.state_dict()) == set(plain.state_dict()), "checkpoints without dropout still load"
+    feats = model.features(torch.randn(8, 3, 64, 64)).detach()
+    model.train()
+    a, b = model.forward_features(feats)[1].bins, model.forward_features(feats)[1].bins
+    assert not torch.allclose(a, b), "dropout draws a new mask per pass in training"
+    plain.load_state_dict(model.state_dict())  # with the batch statistics the training passes updated
+    model.eval(), plain.eval()
+    assert torch.allclose(model.forward_features(feats)[1].bins, plain.forward_features(feats)[1].bins)
+    with pytest.raises(ValueError, match="pose_dropout"):
+        ModelConfig(pose_dropout=1.0)

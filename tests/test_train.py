@@ -210,6 +210,18 @@ def test_feature_cache_key_follows_the_labels_not_only_the_paths(dataset, tmp_pa
     assert len({key, _cache_key(cfg, moved), _cache_key(cfg, turned)}) == 3
 
 
+
+def test_a_shared_feature_cache_is_filled_before_the_run_folder_exists(dataset, tmp_path):
+    """Ensemble members share a cache folder apart from their run: preparing it must not need the run folder."""
+    from vantage.train.trainer import prepare_feature_cache
+
+    cfg = _cfg(dataset, tmp_path / "runs" / "not_yet", epochs=1)
+    cfg.feature_cache = str(tmp_path / "cache")
+    prepare_feature_cache(cfg)
+    cached = list((tmp_path / "cache").glob("features-*.pt"))
+    assert len(cached) == 1 and torch.load(cached[0], weights_only=True)["features"].shape[1] == len(
+        read_samples(dataset, list(CATS)))
+
 def test_symmetric_meshes_get_canonical_labels(tmp_path):
     """A round bottle's views all get azimuth 0, a table's the equivalent pose nearest the front."""
     from dataclasses import replace

@@ -111,6 +111,7 @@ class FrozenFeatures:
         if self.device.type == "cpu":
             import onnxruntime as ort
 
+            workdir.mkdir(parents=True, exist_ok=True)  # a shared feature cache is filled before any run folder exists
             path = workdir / "frozen_features.onnx"
             size = model.config.input_size
             torch.onnx.export(
