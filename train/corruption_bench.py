@@ -10,13 +10,13 @@ figures. Writes `corruptions.json` and `corruptions.png` (median error against s
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from pathlib import Path
 from typing import Sequence
 
 from vantage.train.corruptions import CORRUPTIONS, SEVERITIES, corruption, make_corrupted
 from vantage.train.evaluate import evaluate
+from vantage.train.report import write_bench
 
 
 def _figures(report: dict) -> dict:
@@ -87,13 +87,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--severities", type=int, nargs="+", default=list(SEVERITIES), choices=list(SEVERITIES))
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    result = measure(args.model, args.data, args.corruptions, args.severities, args.seed)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "corruptions.json").write_text(json.dumps(result, indent=1))
-    plot(result, out / "corruptions.png")
-    print(table(result))
-    print(f"wrote {out / 'corruptions.json'} and {out / 'corruptions.png'}")
+    write_bench(measure(args.model, args.data, args.corruptions, args.severities, args.seed), args.out, "corruptions",
+                plot, table)
 
 
 if __name__ == "__main__":

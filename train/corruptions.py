@@ -21,7 +21,6 @@ chosen so that severity 1 is an ordinary bad frame and 3 a frame a user would st
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,8 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 from tqdm import tqdm
+
+from vantage.train.derived_views import close_derived, open_derived
 
 Box = Sequence[float]
 SEVERITIES = (1, 2, 3)
@@ -153,17 +154,7 @@ def make_corrupted(data: str | Path, out: str | Path, name: str, severity: int, 
     """Write every view of rendered folder `data`, corrupted, into `out` (same layout, lossless PNG images,
     the masks copied, manifest records with `corruption` and `severity` added); returns the manifest path."""
     corruption(name)  # an unknown name fails before anything is written
-    src, dst = Path(data), Path(out)
-    manifest = src / "manifest.jsonl"
-    if not manifest.is_file():
-        raise FileNotFoundError(f"{src} has no manifest.jsonl: render it with `vantage render` first")
-    if dst.resolve() == src.resolve() or src.resolve().is_relative_to(dst.resolve()):
-        raise ValueError(f"the output folder {dst} would replace the views it corrupts ({src})")
-    records = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
-    if dst.exists():
-        shutil.rmtree(dst)
-    (dst / "images").mkdir(parents=True)
-    (dst / "masks").mkdir()
+    src, dst, records = open_derived(data, out, "corrupts")
     rng = np.random.default_rng(seed)
     written = []
     for rec in tqdm(records, desc=f"{name} {severity}", unit="view", disable=not progress):
@@ -174,8 +165,6 @@ def make_corrupted(data: str | Path, out: str | Path, name: str, severity: int, 
         cv2.imwrite(str(dst / file), corrupt(image, name, severity, rng, rec["box"]))
         shutil.copyfile(src / rec["mask"], dst / rec["mask"])
         written.append({**rec, "file": file, "corruption": name, "severity": severity})
-    (dst / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in written))
-    (dst / "corruption.json").write_text(json.dumps({"source": str(src), "corruption": name, "severity": severity,
-                                                     "level": CORRUPTIONS[name].levels[severity - 1],
-                                                     "seed": seed, "views": len(written)}, indent=1))
-    return dst / "manifest.jsonl"
+    return close_derived(dst, written, "corruption.json", {"source": str(src), "corruption": name, "severity": severity,
+                                                           "level": CORRUPTIONS[name].levels[severity - 1],
+                                                           "seed": seed, "views": len(written)})

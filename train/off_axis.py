@@ -15,9 +15,7 @@ repeat its border, as the crops of objects at an image's edge do.
 
 from __future__ import annotations
 
-import json
 import math
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -26,6 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from vantage.geometry import ray_rotation, rot_z, rotation_to_viewpoint
+from vantage.train.derived_views import close_derived, open_derived
 from vantage.train.render import mask_box
 
 
@@ -78,17 +77,7 @@ def make_off_axis(data: str | Path, out: str | Path, config: OffAxisConfig, prog
     """Re-image every view of rendered folder `data` off axis into `out` (same layout, manifest
     records updated: file, mask, rotation, K, box, size, viewpoint; plus `off_axis_deg`); returns
     the manifest path. Views whose object leaves the canvas are left out (none within 60°)."""
-    src, dst = Path(data), Path(out)
-    manifest = src / "manifest.jsonl"
-    if not manifest.is_file():
-        raise FileNotFoundError(f"{src} has no manifest.jsonl: render it with `vantage render` first")
-    records = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
-    if dst.resolve() == src.resolve() or src.resolve().is_relative_to(dst.resolve()):
-        raise ValueError(f"the output folder {dst} would replace the views it re-images ({src})")
-    if dst.exists():
-        shutil.rmtree(dst)
-    (dst / "images").mkdir(parents=True)
-    (dst / "masks").mkdir()
+    src, dst, records = open_derived(data, out, "re-images")
     rng = np.random.default_rng(config.seed)
     written = []
     for rec in tqdm(records, desc="off-axis views", unit="view", disable=not progress):
@@ -115,8 +104,5 @@ def make_off_axis(data: str | Path, out: str | Path, config: OffAxisConfig, prog
                         "rotation": [float(v) for v in rot_new.reshape(-1)], "K": [float(v) for v in k_new.reshape(-1)],
                         "box": list(box), "width": size, "height": size, "azimuth": az, "elevation": el,
                         "theta": th, "off_axis_deg": float(angle), "roll_deg": float(rolled)})
-    (dst / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in written))
-    (dst / "off_axis.json").write_text(json.dumps({"source": str(src), "config": asdict(config),
-                                                   "views": len(written), "left_out": len(records) - len(written)},
-                                                  indent=1))
-    return dst / "manifest.jsonl"
+    return close_derived(dst, written, "off_axis.json", {"source": str(src), "config": asdict(config), "views": len(written),
+                                                         "left_out": len(records) - len(written)})

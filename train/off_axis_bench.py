@@ -28,6 +28,7 @@ from typing import Sequence
 import numpy as np
 
 from vantage.train.evaluate import evaluate
+from vantage.train.report import write_bench
 from vantage.train.off_axis import OffAxisConfig, make_off_axis
 
 BAND_DEG = 10.0
@@ -143,14 +144,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="largest turns (off-axis angle or roll either way) to measure, degrees")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    result = measure(args.model, args.data, args.angles, args.seed, args.bench)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    name = BENCHES[args.bench].name
-    (out / f"{name}.json").write_text(json.dumps(result, indent=1))
-    plot(result, out / f"{name}.png")
-    print(table(result))
-    print(f"wrote {out / name}.json and {out / name}.png")
+    write_bench(measure(args.model, args.data, args.angles, args.seed, args.bench), args.out, BENCHES[args.bench].name,
+                plot, table)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ analysis of the joint-pose paper's Table 13.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -142,6 +144,18 @@ def hypothesis_section(report: dict, heading: str = "##", with_plot: bool = True
         lines += ["\nThe better of the first two hypotheses per category (compare the answer's table above):\n",
                   category_table(hyp["best_of_2"], METRICS[:2])]
     return _linked(lines, "confidence", with_plot)
+
+
+def write_bench(result: dict, out: str | Path, name: str, plot: Callable[[dict, Path], None],
+                table: Callable[[dict], str]) -> None:
+    """A bench's output: OUT/<name>.json (what docs/RESULTS.md is generated from), OUT/<name>.png and its
+    table printed."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(result, indent=1))
+    plot(result, out / f"{name}.png")
+    print(table(result))
+    print(f"wrote {out / name}.json and {out / name}.png")
 
 
 def write_report(report: dict, out: Path) -> None:
