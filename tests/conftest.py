@@ -40,6 +40,19 @@ def small_renders(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def car_chair_renders(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder whose `views` holds 3 labelled renders (200², with intrinsics) each of one built-in car and chair,
+    for the tools that derive view folders from renders (corruptions, off-axis views); tests write beside it."""
+    from vantage.train.meshes import builtin_specs
+    from vantage.train.render import RenderConfig, render_dataset
+
+    root = tmp_path_factory.mktemp("derivable")
+    render_dataset(builtin_specs(1, ["car", "chair"]), root / "views", RenderConfig(image_size=200, views_per_model=3),
+                   workers=1, progress=False)
+    return root
+
+
+@pytest.fixture(scope="session")
 def quantised_bundle(tmp_path_factory: pytest.TempPathFactory, small_renders: Path) -> Path:
     """A 64² bundle (ImageNet backbone, random heads) with accepted int8 and fp16 ONNX Runtime variants."""
     from export_fixtures import export_small_bundle

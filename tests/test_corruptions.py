@@ -12,30 +12,19 @@ import numpy as np
 import pytest
 
 from vantage.train.corruptions import CORRUPTIONS, SEVERITIES, corrupt, make_corrupted
-from vantage.train.meshes import builtin_specs
 
 
-@pytest.fixture(scope="module")
-def rendered(tmp_path_factory) -> Path:
-    from vantage.train.render import RenderConfig, render_dataset
-
-    root = tmp_path_factory.mktemp("corruptions")
-    render_dataset(builtin_specs(1, ["car", "chair"]), root / "views", RenderConfig(image_size=160, views_per_model=3),
-                   workers=1, progress=False)
-    return root
-
-
-def _view(rendered: Path, index: int = 0) -> tuple[np.ndarray, list[float]]:
-    rec = [json.loads(line) for line in (rendered / "views" / "manifest.jsonl").open()][index]
-    return cv2.imread(str(rendered / "views" / rec["file"])), rec["box"]
+def _view(car_chair_renders: Path, index: int = 0) -> tuple[np.ndarray, list[float]]:
+    rec = [json.loads(line) for line in (car_chair_renders / "views" / "manifest.jsonl").open()][index]
+    return cv2.imread(str(car_chair_renders / "views" / rec["file"])), rec["box"]
 
 
 def _sharpness(image: np.ndarray) -> float:
     return float(cv2.Laplacian(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), cv2.CV_64F).var())
 
 
-def test_every_corruption_spoils_the_view_more_at_each_severity(rendered: Path) -> None:
-    image, box = _view(rendered)
+def test_every_corruption_spoils_the_view_more_at_each_severity(car_chair_renders: Path) -> None:
+    image, box = _view(car_chair_renders)
     for name in CORRUPTIONS:
         damage = []
         for severity in SEVERITIES:
@@ -46,8 +35,8 @@ def test_every_corruption_spoils_the_view_more_at_each_severity(rendered: Path) 
         assert 0 < damage[0] < damage[1] < damage[2], (name, damage)
 
 
-def test_each_corruption_does_what_its_name_says(rendered: Path) -> None:
-    image, box = _view(rendered)
+def test_each_corruption_does_what_its_name_says(car_chair_renders: Path) -> None:
+    image, box = _view(car_chair_renders)
     rng = np.random.default_rng(0)
     assert corrupt(image, "dark", 3, rng, box).mean() < 0.5 * image.mean()
     bright = corrupt(image, "bright", 2, rng, box)
@@ -65,8 +54,8 @@ def test_each_corruption_does_what_its_name_says(rendered: Path) -> None:
     assert changed.sum() / ((x1 - x0) * (y1 - y0)) == pytest.approx(0.3, abs=0.06)
 
 
-def test_bad_arguments_are_refused_with_the_choices(rendered: Path, tmp_path: Path) -> None:
-    image, box = _view(rendered)
+def test_bad_arguments_are_refused_with_the_choices(car_chair_renders: Path, tmp_path: Path) -> None:
+    image, box = _view(car_chair_renders)
     with pytest.raises(ValueError, match="unknown corruption 'fog'.*motion_blur"):
         corrupt(image, "fog", 1, np.random.default_rng(), box)
     with pytest.raises(ValueError, match="severity must be one of"):
@@ -74,15 +63,15 @@ def test_bad_arguments_are_refused_with_the_choices(rendered: Path, tmp_path: Pa
     with pytest.raises(ValueError, match="H×W×3 uint8"):
         corrupt(image[..., 0], "noise", 1, np.random.default_rng(), box)
     with pytest.raises(ValueError, match="unknown corruption"):
-        make_corrupted(rendered / "views", tmp_path / "out", "fog", 1)
+        make_corrupted(car_chair_renders / "views", tmp_path / "out", "fog", 1)
     assert not (tmp_path / "out").exists()  # refused before anything was written
     with pytest.raises(ValueError, match="would replace the views"):
-        make_corrupted(rendered / "views", rendered / "views", "noise", 1)
+        make_corrupted(car_chair_renders / "views", car_chair_renders / "views", "noise", 1)
 
 
-def test_corrupted_copies_keep_every_label_and_mask(rendered: Path, tmp_path: Path) -> None:
-    source = [json.loads(line) for line in (rendered / "views" / "manifest.jsonl").open()]
-    res = subprocess.run([sys.executable, "-m", "vantage", "corrupt", "--data", str(rendered / "views"), "--out",
+def test_corrupted_copies_keep_every_label_and_mask(car_chair_renders: Path, tmp_path: Path) -> None:
+    source = [json.loads(line) for line in (car_chair_renders / "views" / "manifest.jsonl").open()]
+    res = subprocess.run([sys.executable, "-m", "vantage", "corrupt", "--data", str(car_chair_renders / "views"), "--out",
                           str(tmp_path / "blurred"), "--corruption", "motion_blur", "--severity", "3"],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
@@ -92,24 +81,24 @@ def test_corrupted_copies_keep_every_label_and_mask(rendered: Path, tmp_path: Pa
         assert {k: v for k, v in after.items() if k not in ("file", "corruption", "severity")} == \
                {k: v for k, v in before.items() if k != "file"}
         assert (after["corruption"], after["severity"], after["file"][-4:]) == ("motion_blur", 3, ".png")
-        original = cv2.imread(str(rendered / "views" / before["file"]))
+        original = cv2.imread(str(car_chair_renders / "views" / before["file"]))
         blurred = cv2.imread(str(tmp_path / "blurred" / after["file"]))
         assert _sharpness(blurred) < _sharpness(original)
-        assert (tmp_path / "blurred" / after["mask"]).read_bytes() == (rendered / "views" / before["mask"]).read_bytes()
+        assert (tmp_path / "blurred" / after["mask"]).read_bytes() == (car_chair_renders / "views" / before["mask"]).read_bytes()
     missing = subprocess.run([sys.executable, "-m", "vantage", "corrupt", "--data", str(tmp_path / "nowhere"), "--out",
                               str(tmp_path / "x"), "--corruption", "noise"], capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "has no manifest.jsonl" in missing.stderr
 
 
-def test_the_bench_measures_each_corruption_beside_the_clean_views(rendered: Path, tmp_path: Path, capsys) -> None:
+def test_the_bench_measures_each_corruption_beside_the_clean_views(car_chair_renders: Path, tmp_path: Path, capsys) -> None:
     from vantage.train.corruption_bench import main
     from vantage.train.trainer import TrainConfig, train
 
-    cfg = TrainConfig(data=[str(rendered / "views")], out=str(tmp_path / "run"), epochs=1, batch_size=6,
+    cfg = TrainConfig(data=[str(car_chair_renders / "views")], out=str(tmp_path / "run"), epochs=1, batch_size=6,
                       augmented_copies=0, progress=False)
     cfg.model.categories, cfg.model.input_size, cfg.model.head = ["car", "chair"], 64, "regression_g"
     checkpoint = train(cfg)
-    main(["--model", str(checkpoint), "--data", str(rendered / "views"), "--out", str(tmp_path / "bench"),
+    main(["--model", str(checkpoint), "--data", str(car_chair_renders / "views"), "--out", str(tmp_path / "bench"),
           "--corruptions", "dark", "occlusion", "--severities", "1", "3"])
     result = json.loads((tmp_path / "bench" / "corruptions.json").read_text())
     assert [(r["corruption"], r["severity"], r["level"]) for r in result["rows"]] == [

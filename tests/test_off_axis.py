@@ -13,7 +13,7 @@ import pytest
 
 from vantage.geometry import geodesic_distance, ray_rotation, viewpoint_to_rotation
 from vantage.train.data import read_samples
-from vantage.train.meshes import builtin_spec, builtin_specs
+from vantage.train.meshes import builtin_spec
 from vantage.train.off_axis import OffAxisConfig, make_off_axis, roll, turn
 
 from test_render import iou, project_mask, read_mask
@@ -45,25 +45,15 @@ def test_a_crop_rotation_becomes_the_camera_rotation_of_a_turned_camera() -> Non
     assert np.degrees(np.arctan2(q[1, 2], q[0, 2])) == pytest.approx(120.0)  # towards lower left in the image
 
 
-@pytest.fixture(scope="module")
-def rendered(tmp_path_factory) -> Path:
-    from vantage.train.render import RenderConfig, render_dataset
-
-    root = tmp_path_factory.mktemp("off_axis")
-    render_dataset(builtin_specs(1, ["car", "chair"]), root / "views", RenderConfig(image_size=200, views_per_model=3),
-                   workers=1, progress=False)
-    return root
-
-
-def test_re_imaged_views_keep_labels_that_reproduce_their_silhouettes(rendered: Path) -> None:
-    make_off_axis(rendered / "views", rendered / "turned", OffAxisConfig(max_angle=40.0, seed=1), progress=False)
-    source = [json.loads(line) for line in (rendered / "views" / "manifest.jsonl").open()]
-    turned = [json.loads(line) for line in (rendered / "turned" / "manifest.jsonl").open()]
+def test_re_imaged_views_keep_labels_that_reproduce_their_silhouettes(car_chair_renders: Path) -> None:
+    make_off_axis(car_chair_renders / "views", car_chair_renders / "turned", OffAxisConfig(max_angle=40.0, seed=1), progress=False)
+    source = [json.loads(line) for line in (car_chair_renders / "views" / "manifest.jsonl").open()]
+    turned = [json.loads(line) for line in (car_chair_renders / "turned" / "manifest.jsonl").open()]
     assert len(turned) == len(source) == 6
     assert max(r["off_axis_deg"] for r in turned) > 10.0
     with pytest.raises(ValueError, match="would replace the views it re-images"):
-        make_off_axis(rendered / "views", rendered, OffAxisConfig(), progress=False)
-    assert (rendered / "views" / "manifest.jsonl").is_file()
+        make_off_axis(car_chair_renders / "views", car_chair_renders, OffAxisConfig(), progress=False)
+    assert (car_chair_renders / "views" / "manifest.jsonl").is_file()
     for before, after in zip(source, turned):
         rotation, k = (np.asarray(after[key]).reshape(3, 3) for key in ("rotation", "K"))
         centre = after["distance"] * np.asarray(after["camera_position"])  # the camera did not move, it turned
@@ -71,19 +61,19 @@ def test_re_imaged_views_keep_labels_that_reproduce_their_silhouettes(rendered: 
         angle = np.degrees(np.arccos(seen[2] / np.linalg.norm(seen)))
         assert angle == pytest.approx(after["off_axis_deg"], abs=1e-6)
         assert geodesic_distance(rotation, np.asarray(before["rotation"]).reshape(3, 3)) == pytest.approx(angle)
-        mask = read_mask(rendered / "turned" / after["mask"])
+        mask = read_mask(car_chair_renders / "turned" / after["mask"])
         mesh = builtin_spec(after["model_id"]).load()
         assert iou(project_mask(mesh, rotation, centre, k, after["width"], after["height"]), mask) > 0.9
         ys, xs = np.nonzero(mask)
         assert after["box"] == [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
 
 
-def test_eval_camera_turns_a_perfect_crop_reading_back_to_each_views_label(rendered: Path) -> None:
+def test_eval_camera_turns_a_perfect_crop_reading_back_to_each_views_label(car_chair_renders: Path) -> None:
     from vantage.train.evaluate import with_turns
 
-    make_off_axis(rendered / "views", rendered / "far", OffAxisConfig(max_angle=45.0, seed=2), progress=False)
+    make_off_axis(car_chair_renders / "views", car_chair_renders / "far", OffAxisConfig(max_angle=45.0, seed=2), progress=False)
     categories = ["car", "chair"]
-    source, turned = (read_samples(rendered / name, categories) for name in ("views", "far"))
+    source, turned = (read_samples(car_chair_renders / name, categories) for name in ("views", "far"))
     crop_truth = np.stack([s.rotation for s in source])  # what a network reading the crop perfectly answers
 
     def perfect(hints: np.ndarray) -> dict[str, np.ndarray]:
@@ -95,11 +85,11 @@ def test_eval_camera_turns_a_perfect_crop_reading_back_to_each_views_label(rende
     assert plain.max() > 15.0 and corrected.max() < 5.0  # left: the box centre is not quite the object's
 
 
-def test_a_rolled_camera_turns_the_picture_and_the_label_by_the_roll(rendered: Path) -> None:
-    make_off_axis(rendered / "views", rendered / "rolled", OffAxisConfig(max_angle=0.0, max_roll=60.0, seed=2),
+def test_a_rolled_camera_turns_the_picture_and_the_label_by_the_roll(car_chair_renders: Path) -> None:
+    make_off_axis(car_chair_renders / "views", car_chair_renders / "rolled", OffAxisConfig(max_angle=0.0, max_roll=60.0, seed=2),
                   progress=False)
-    source = [json.loads(line) for line in (rendered / "views" / "manifest.jsonl").open()]
-    rolled = [json.loads(line) for line in (rendered / "rolled" / "manifest.jsonl").open()]
+    source = [json.loads(line) for line in (car_chair_renders / "views" / "manifest.jsonl").open()]
+    rolled = [json.loads(line) for line in (car_chair_renders / "rolled" / "manifest.jsonl").open()]
     assert len(rolled) == 6 and max(abs(r["roll_deg"]) for r in rolled) > 20.0
     assert all(r["off_axis_deg"] == 0.0 for r in rolled)
     for before, after in zip(source, rolled):
@@ -109,26 +99,26 @@ def test_a_rolled_camera_turns_the_picture_and_the_label_by_the_roll(rendered: P
         # POSE.md's theta turns the other way: the picture turns clockwise, theta by -roll
         assert after["theta"] == pytest.approx((before["theta"] - after["roll_deg"] + 180.0) % 360.0 - 180.0, abs=1e-6)
         centre = after["distance"] * np.asarray(after["camera_position"])
-        mask = read_mask(rendered / "rolled" / after["mask"])
+        mask = read_mask(car_chair_renders / "rolled" / after["mask"])
         mesh = builtin_spec(after["model_id"]).load()
         assert iou(project_mask(mesh, rotation, centre, k, after["width"], after["height"]), mask) > 0.9
 
 
 @pytest.fixture(scope="module")
-def checkpoint(rendered: Path) -> Path:
+def checkpoint(car_chair_renders: Path) -> Path:
     from vantage.train.trainer import TrainConfig, train
 
-    cfg = TrainConfig(data=[str(rendered / "views")], out=str(rendered / "run"), epochs=1, batch_size=6,
+    cfg = TrainConfig(data=[str(car_chair_renders / "views")], out=str(car_chair_renders / "run"), epochs=1, batch_size=6,
                       augmented_copies=0, progress=False)
     cfg.model.categories, cfg.model.input_size, cfg.model.head = ["car", "chair"], 64, "regression_g"
     return train(cfg)
 
 
-def test_eval_camera_on_the_command_line_and_without_intrinsics(rendered: Path, checkpoint: Path,
+def test_eval_camera_on_the_command_line_and_without_intrinsics(car_chair_renders: Path, checkpoint: Path,
                                                                  tmp_path: Path) -> None:
     from vantage.train.evaluate import with_turns
 
-    make_off_axis(rendered / "views", tmp_path / "turned", OffAxisConfig(max_angle=30.0), progress=False)
+    make_off_axis(car_chair_renders / "views", tmp_path / "turned", OffAxisConfig(max_angle=30.0), progress=False)
     res = subprocess.run([sys.executable, "-m", "vantage", "eval", "--model", str(checkpoint), "--data",
                           str(tmp_path / "turned"), "--out", str(tmp_path / "eval"), "--camera"],
                          capture_output=True, text=True, timeout=300)
@@ -141,11 +131,11 @@ def test_eval_camera_on_the_command_line_and_without_intrinsics(rendered: Path, 
         with_turns(samples, lambda hints: {}, camera=True)
 
 
-def test_the_bench_measures_each_turn_with_and_without_the_camera(rendered: Path, checkpoint: Path,
+def test_the_bench_measures_each_turn_with_and_without_the_camera(car_chair_renders: Path, checkpoint: Path,
                                                                    tmp_path: Path, capsys) -> None:
     from vantage.train.off_axis_bench import main
 
-    main(["--model", str(checkpoint), "--data", str(rendered / "views"), "--out", str(tmp_path), "--angles", "0", "30"])
+    main(["--model", str(checkpoint), "--data", str(car_chair_renders / "views"), "--out", str(tmp_path), "--angles", "0", "30"])
     result = json.loads((tmp_path / "off_axis.json").read_text())
     assert [(r["max_angle"], r["camera"]) for r in result["rows"]] == [(0, False), (0, True), (30, False), (30, True)]
     assert all(r["views"] == 6 and 0 <= r["med_err"] <= 180 for r in result["rows"])
@@ -155,11 +145,11 @@ def test_the_bench_measures_each_turn_with_and_without_the_camera(rendered: Path
     assert "| 0-30° | 6 |" in printed and "without camera" in printed
 
 
-def test_the_roll_bench_measures_each_roll_plain_with_gravity_and_upright(rendered: Path, checkpoint: Path,
+def test_the_roll_bench_measures_each_roll_plain_with_gravity_and_upright(car_chair_renders: Path, checkpoint: Path,
                                                                          tmp_path: Path, capsys) -> None:
     from vantage.train.off_axis_bench import main
 
-    main(["--model", str(checkpoint), "--data", str(rendered / "views"), "--out", str(tmp_path), "--bench", "roll",
+    main(["--model", str(checkpoint), "--data", str(car_chair_renders / "views"), "--out", str(tmp_path), "--bench", "roll",
           "--angles", "0", "40"])
     result = json.loads((tmp_path / "roll.json").read_text())
     assert [(r["max_angle"], r["mode"]) for r in result["rows"]] == [
