@@ -9,14 +9,13 @@ figures. Writes `corruptions.json` and `corruptions.png` (median error against s
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 from pathlib import Path
 from typing import Sequence
 
 from vantage.train.corruptions import CORRUPTIONS, SEVERITIES, corruption, make_corrupted
 from vantage.train.evaluate import evaluate
-from vantage.train.report import write_bench
+from vantage.train.report import bench_parser, write_bench
 
 
 def _figures(report: dict) -> dict:
@@ -79,13 +78,10 @@ def plot(result: dict, path: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, help="bundle folder or checkpoint")
-    parser.add_argument("--data", required=True, help="labelled test renders (manifest.jsonl)")
-    parser.add_argument("--out", required=True, help="folder for corruptions.json and corruptions.png")
+    parser = bench_parser(__doc__.split("\n\n")[0], "labelled test renders (manifest.jsonl)",
+                          "corruptions.json and corruptions.png")
     parser.add_argument("--corruptions", nargs="+", default=list(CORRUPTIONS), choices=list(CORRUPTIONS))
     parser.add_argument("--severities", type=int, nargs="+", default=list(SEVERITIES), choices=list(SEVERITIES))
-    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     write_bench(measure(args.model, args.data, args.corruptions, args.severities, args.seed), args.out, "corruptions",
                 plot, table)

@@ -18,7 +18,6 @@ break the median error down by how far each view was turned.
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from typing import Sequence
 import numpy as np
 
 from vantage.train.evaluate import evaluate
-from vantage.train.report import write_bench
+from vantage.train.report import bench_parser, write_bench
 from vantage.train.off_axis import OffAxisConfig, make_off_axis
 
 BAND_DEG = 10.0
@@ -135,14 +134,11 @@ def plot(result: dict, path: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, help="bundle folder or checkpoint")
-    parser.add_argument("--data", required=True, help="labelled test renders (manifest.jsonl with K)")
-    parser.add_argument("--out", required=True, help="folder for <bench>.json and <bench>.png")
+    parser = bench_parser(__doc__.split("\n\n")[0], "labelled test renders (manifest.jsonl with K)",
+                          "<bench>.json and <bench>.png")
     parser.add_argument("--bench", choices=sorted(BENCHES), default="off-axis")
     parser.add_argument("--angles", type=float, nargs="+", default=[0.0, 15.0, 30.0, 45.0],
                         help="largest turns (off-axis angle or roll either way) to measure, degrees")
-    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     write_bench(measure(args.model, args.data, args.angles, args.seed, args.bench), args.out, BENCHES[args.bench].name,
                 plot, table)

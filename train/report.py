@@ -8,6 +8,7 @@ analysis of the joint-pose paper's Table 13.
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -144,6 +145,17 @@ def hypothesis_section(report: dict, heading: str = "##", with_plot: bool = True
         lines += ["\nThe better of the first two hypotheses per category (compare the answer's table above):\n",
                   category_table(hyp["best_of_2"], METRICS[:2])]
     return _linked(lines, "confidence", with_plot)
+
+
+def bench_parser(description: str, data: str, outputs: str) -> argparse.ArgumentParser:
+    """The arguments every bench that derives test sets from labelled renders takes: the model, the renders
+    (`data` says what they need), where it writes (`outputs` names the files) and the derivation's seed."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--model", required=True, help="bundle folder or checkpoint")
+    parser.add_argument("--data", required=True, help=data)
+    parser.add_argument("--out", required=True, help=f"folder for {outputs}")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the derived views")
+    return parser
 
 
 def write_bench(result: dict, out: str | Path, name: str, plot: Callable[[dict, Path], None],
