@@ -120,35 +120,74 @@ def test_perspective_axes_shrink_along_the_ray_and_match_orthographic_ones_at_th
                                                scale_px=scale))
 
 
-def test_demo_sends_each_frames_camera_on_both_paths(tiny_bundle):
+@pytest.mark.parametrize("gravity", [False, True])
+def test_demo_sends_each_frames_camera_and_gravity_on_both_paths(tiny_bundle, gravity):
     """In process and through a server, a frame's camera (the user's, else a synthetic frame's own)
-    goes with it: the answers are the predictor's with that camera, and differ from those without."""
+    goes with it, and with `synthetic_gravity` its gravity and `upright`: the answers are the
+    predictor's with them, and differ from those without."""
     from vantage.serve.engine import Predictor
     from vantage.serve.server import start_server
     from vantage.serve.config import ServerConfig
 
     frames = list(synthetic_frames("car", frames=3, off_axis_deg=30.0))
+    options = {"synthetic_gravity": True, "upright": True} if gravity else {}
     predictor = Predictor(tiny_bundle, intra_op_threads=1)
+
+    def answers(images, with_options: bool) -> list[np.ndarray]:
+        return [predictor.predict([image], [f.box], [None], [f.camera], [f.gravity if with_options else None],
+                                  with_options)[0].rotation for image, f in zip(images, frames)]
+
     sent = [cv2.imdecode(np.frombuffer(_encode(f.image), np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1] for f in frames]
-    expected = [predictor.predict([f.image], [f.box], [None], [f.camera])[0].rotation for f in frames]
-    expected_remote = [predictor.predict([image], [f.box], [None], [f.camera])[0].rotation for image, f in
-                       zip(sent, frames)]  # the stream sends JPEG
-    plain = [predictor.predict([f.image], [f.box])[0].rotation for f in frames]
-    local = list(estimate_local(DemoConfig(model=str(tiny_bundle)), frames))
+    expected = answers([f.image for f in frames], gravity)
+    expected_remote = answers(sent, gravity)  # the stream sends JPEG
+    without = ([predictor.predict([f.image], [f.box])[0].rotation for f in frames] if not gravity
+               else answers([f.image for f in frames], False))
+    local = list(estimate_local(DemoConfig(model=str(tiny_bundle), **options), frames))
     running = start_server(predictor, ServerConfig(port=0))
     try:
-        remote = list(estimate_remote(DemoConfig(server=f"127.0.0.1:{running.port}"), frames))
+        remote = list(estimate_remote(DemoConfig(server=f"127.0.0.1:{running.port}", **options), frames))
     finally:
         running.stop(0)
-    for est_local, est_remote, want, want_remote, without, f in zip(local, remote, expected, expected_remote, plain,
-                                                                     frames):
+    for est_local, est_remote, want, want_remote, other, f in zip(local, remote, expected, expected_remote, without,
+                                                                  frames):
         assert est_local.camera == est_remote.camera == f.camera
         assert geodesic_distance(est_local.rotation, want) < 0.1 and geodesic_distance(est_remote.rotation,
                                                                                        want_remote) < 0.1
-        assert geodesic_distance(want, without) > 5.0
+        assert geodesic_distance(want, other) > 5.0
+        if gravity:  # stood upright: the object's +z axis against the frame's gravity
+            np.testing.assert_allclose(est_local.rotation[:, 2], -np.array(f.gravity), atol=1e-4)
     given = (900.0, 900.0, 400.0, 400.0)
     assert next(estimate_local(DemoConfig(model=str(tiny_bundle), camera=given), frames)).camera == given
 
+
+def test_synthetic_frames_know_their_gravity_and_the_demo_refuses_contradictory_gravity(capsys):
+    """An upright object seen from above: down is mostly down the image and a little away from the camera."""
+    from vantage.cli import main
+
+    for f in synthetic_frames("car", frames=4, size=96):
+        g = np.array(f.gravity)
+        assert abs(np.linalg.norm(g) - 1) < 1e-9 and g[1] > 0.8 and g[2] > 0.05
+        np.testing.assert_allclose(g, -f.rotation[:, 2])
+    assert Frame(0, np.zeros((4, 4, 3), np.uint8)).gravity is None
+    for bad, message in (({"gravity": (0.0, 1.0, 0.0), "synthetic_gravity": True}, "give one gravity"),
+                         ({"source": "clip.mp4", "synthetic_gravity": True}, "only synthetic frames"),
+                         ({"upright": True}, "upright needs gravity"),
+                         ({"gravity": (0.0, 0.0, 0.0)}, "non-zero length")):
+        with pytest.raises(ValueError, match=message):
+            DemoConfig(model="bundle", **bad)
+    assert main(["demo", "--model", "bundle", "--upright", "--headless"]) == 2
+    assert "vantage demo: upright needs gravity" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags, gravity", [(["--synthetic-gravity", "--upright"], "synthetic"),
+                                            (["--gravity", "0", "1", "0"], "given")])
+def test_demo_cli_sends_gravity(tiny_bundle, tmp_path, flags, gravity):
+    from vantage.cli import main
+
+    out = tmp_path / "demo.mp4"
+    assert main(["demo", "--model", str(tiny_bundle), "--headless", "--frames", "2", "--out", str(out), *flags]) == 0
+    summary = json.loads(out.with_suffix(".json").read_text())
+    assert summary["frames"] == 2 and summary["gravity"] == gravity and summary["upright"] == ("--upright" in flags)
 
 def test_box_modes():
     img = np.full((100, 120, 3), 30, np.uint8)

@@ -313,13 +313,19 @@ def _quickstart(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from vantage.demo import DemoConfig, run_demo
 
-    cfg = DemoConfig(
-        source=args.source, server=args.server, model=args.model, box_mode=args.box_mode,
-        box=tuple(args.box) if args.box else None, category=args.category, headless=args.headless,
-        out=args.out, max_frames=args.frames, synthetic_category=args.synthetic_category,
-        synthetic_off_axis=args.synthetic_off_axis, camera=tuple(args.camera) if args.camera else None,
-    )
-    summary = run_demo(cfg)
+    try:  # contradictory options (two gravities, upright without one): a message, not a traceback
+        cfg = DemoConfig(
+            source=args.source, server=args.server, model=args.model, box_mode=args.box_mode,
+            box=tuple(args.box) if args.box else None, category=args.category, headless=args.headless,
+            out=args.out, max_frames=args.frames, synthetic_category=args.synthetic_category,
+            synthetic_off_axis=args.synthetic_off_axis, camera=tuple(args.camera) if args.camera else None,
+            gravity=tuple(args.gravity) if args.gravity else None, synthetic_gravity=args.synthetic_gravity,
+            upright=args.upright,
+        )
+        summary = run_demo(cfg)
+    except ValueError as exc:
+        print(f"vantage demo: {exc}", file=sys.stderr)
+        return 2
     err = summary["median_pose_error_deg"]
     print(
         f"{summary['frames']} frames, {summary['fps']:.1f} fps, p50 latency {summary['latency_ms_p50']:.1f} ms"
@@ -523,6 +529,13 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--camera", type=float, nargs=4, metavar=("FX", "FY", "CX", "CY"),
                    help="the camera's intrinsics in pixels of its frames: sent with every frame, so the pose is "
                         "relative to the optical axis and drawn in perspective (synthetic frames send their own)")
+    d.add_argument("--gravity", type=float, nargs=3, metavar=("GX", "GY", "GZ"),
+                   help="which way is down in the camera's axes (x right, y down, z forward), for a camera fixed on "
+                        "a robot or a tripod (level: 0 1 0): sent with every frame, the crop is levelled")
+    d.add_argument("--synthetic-gravity", action="store_true",
+                   help="send each synthetic frame's own gravity, as a phone's accelerometer would")
+    d.add_argument("--upright", action="store_true",
+                   help="the object stands against gravity (cars, chairs...): elevation and roll come from gravity")
     d.set_defaults(func=_demo)
 
     k = sub.add_parser("quickstart", help="render, train, export, serve and measure on built-in models")

@@ -15,7 +15,11 @@ draw the same thing. It is fitted to the box in weak perspective
 intrinsics are known (`--camera`, or the synthetic source's own), sent with every frame so
 that the pose is relative to the optical axis (EstimateRequest.camera) and drawn in full
 perspective (`vantage.overlay.perspective_to_box`): an object near the edge of a wide frame
-then gets the pose and the overlay the camera saw, not those of a centred one. Without an index,
+then gets the pose and the overlay the camera saw, not those of a centred one. A camera that knows
+which way is down (`--gravity GX GY GZ`: fixed on a robot or a tripod; `--synthetic-gravity`: the
+synthetic frames' own, as a phone's accelerometer would give) sends it with every frame
+(EstimateRequest.gravity), and `--upright` stands the object against it: the crop is levelled and
+elevation and roll come from gravity (docs/API.md). Without an index,
 without wireframes in it, or without the requested category in it, the demo draws the
 axes only and says why on every frame and in the log.
 """
@@ -34,7 +38,7 @@ import cv2
 import numpy as np
 
 from vantage.frame_sources import Frame, choose_box, is_camera, synthetic_frames, video_frames
-from vantage.geometry import geodesic_distance
+from vantage.geometry import geodesic_distance, gravity_direction
 from vantage.overlay import draw_axes, draw_wireframe, label
 from vantage.serve.results import PoseResult
 from vantage.v1 import vantage_pb2
@@ -58,7 +62,23 @@ class DemoConfig:
     synthetic_category: str = "car"
     synthetic_off_axis: float = 0.0  # degrees between the optical axis and the synthetic object (circling)
     camera: tuple[float, float, float, float] | None = None  # (fx, fy, cx, cy); else a synthetic frame's own
+    # gravity in the camera's axes (x right, y down, z forward) sent with every frame: a fixed camera's, or with
+    # `synthetic_gravity` each synthetic frame's own; `upright` stands the object against it (EstimateRequest)
+    gravity: tuple[float, float, float] | None = None
+    synthetic_gravity: bool = False
+    upright: bool = False
     fps: float = 15.0
+
+    def __post_init__(self) -> None:
+        if self.synthetic_gravity and self.gravity is not None:
+            raise ValueError("give one gravity: a fixed one (--gravity) or the synthetic frames' own (--synthetic-gravity)")
+        if self.synthetic_gravity and self.source != "synthetic":
+            raise ValueError(f"only synthetic frames know their gravity; for {self.source!r} give the camera's "
+                             f"(--gravity GX GY GZ)")
+        if self.upright and self.gravity is None and not self.synthetic_gravity:
+            raise ValueError("upright needs gravity: --gravity GX GY GZ, or --synthetic-gravity")
+        if self.gravity is not None:
+            gravity_direction(self.gravity)  # a bad vector fails here, not on every frame
 
 
 @dataclass
@@ -105,6 +125,12 @@ def best_model(retrieval: vantage_pb2.Retrieval) -> tuple[str, np.ndarray | None
 def frame_camera(frame: Frame, cfg: DemoConfig) -> tuple[float, float, float, float] | None:
     """The intrinsics sent with a frame: the user's (`--camera`), else the frame's own (synthetic)."""
     return cfg.camera if cfg.camera is not None else frame.camera
+
+
+def frame_gravity(frame: Frame, cfg: DemoConfig) -> tuple[float, float, float] | None:
+    """The gravity sent with a frame: the fixed camera's (`--gravity`), the synthetic frame's own
+    (`--synthetic-gravity`), or none."""
+    return frame.gravity if cfg.synthetic_gravity else cfg.gravity
 
 
 def _estimate(frame: Frame, box: tuple, result: PoseResult, retrieval: vantage_pb2.Retrieval | None, problem: str,
@@ -154,7 +180,7 @@ def estimate_remote(cfg: DemoConfig, frames: Iterable[Frame], skipped: Counter |
             box, camera = choose_box(frame, cfg.box_mode, cfg.box), frame_camera(frame, cfg)
             pending[frame.index] = (frame, box, time.perf_counter(), camera)
             request = make_request(_encode(frame.image), box, cfg.category, "", frame.index, keep_frame=not live,
-                                   camera=camera)
+                                   camera=camera, gravity=frame_gravity(frame, cfg), upright=cfg.upright)
             if retrieve:  # the nearest view and the best model's wireframe
                 request.top_k, request.wireframe_models = 1, 1
             yield request
@@ -183,7 +209,8 @@ def estimate_local(cfg: DemoConfig, frames: Iterable[Frame]) -> Iterator[Estimat
     for frame in frames:
         box, camera = choose_box(frame, cfg.box_mode, cfg.box), frame_camera(frame, cfg)
         t = time.perf_counter()
-        r = predictor.predict([frame.image], [box], [cfg.category], [camera])[0]
+        r = predictor.predict([frame.image], [box], [cfg.category], [camera], [frame_gravity(frame, cfg)],
+                              cfg.upright)[0]
         retrieval = None if problem else retriever.retrieve(r, 1, cfg.category, 1)
         yield _estimate(frame, box, r, retrieval, problem, t, camera)
 
@@ -252,6 +279,8 @@ def run_demo(cfg: DemoConfig) -> dict:
         "pose_errors_deg": errors,
         "box_mode": cfg.box_mode,
         "camera": "given" if cfg.camera is not None else ("synthetic" if cfg.source == "synthetic" else None),
+        "gravity": "given" if cfg.gravity is not None else ("synthetic" if cfg.synthetic_gravity else None),
+        "upright": cfg.upright,
         "wireframe_frames": len(models),
         "wireframe_models": sorted(set(models)),
         "wireframe_notes": sorted(set(notes)),

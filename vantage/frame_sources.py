@@ -27,6 +27,12 @@ class Frame:
     box: tuple[float, float, float, float] | None = None
     camera: tuple[float, float, float, float] | None = None
 
+    @property
+    def gravity(self) -> tuple[float, float, float] | None:
+        """Gravity in the camera's axes where the pose is known: the synthetic object stands upright, so
+        down is its −z axis (POSE.md), −R[:, 2], what an accelerometer beside the camera would read."""
+        return None if self.rotation is None else tuple(float(v) for v in -np.asarray(self.rotation)[:, 2])
+
 
 def is_camera(source: str) -> bool:
     """A live camera is named by its integer index ("0"); anything else is a file (or "synthetic")."""
