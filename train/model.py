@@ -58,7 +58,8 @@ class ModelConfig:
     # Multi-level pose features: the frozen tap activations (average-pooled to the trunk's grid) join the
     # fine-tuned trunk's output before the pose reduction, so the heads see the ImageNet features directly.
     # In the reference recipe on fold 0: 16.2° / 0.653 / 0.897 (symmetry-reduced 12.4° / 0.786; best of two
-    # hypotheses 0.847 vs 0.808): noise, so it stays off.
+    # hypotheses 0.847 vs 0.808); on fold 1 18.8° / 0.619 / 0.775 vs 18.2° / 0.639 / 0.778 (best of two 0.750 vs
+    # 0.758): noise, so it stays off.
     pose_skip: bool = False
 
     def __post_init__(self) -> None:
