@@ -22,6 +22,7 @@ from vantage.categories import category_index
 from vantage.geometry import crop_view
 from vantage.imaging import crop_rectified, crop_square, normalise
 from vantage.train.backgrounds import texture_background
+from vantage.train.coordinates import coordinate_target, missing_target, read_coordinates
 from vantage.train.corruptions import corruption, random_corruption
 from vantage.train.symmetry import ZSymmetry
 
@@ -85,7 +86,8 @@ class AugmentConfig:
 @dataclass
 class Sample:
     """One labelled view; `rotation` is POSE.md's R (3×3); `z_symmetry` None when rendered before it was recorded;
-    `intrinsics` the image's K (3×3), None in manifests without it."""
+    `intrinsics` the image's K (3×3), None in manifests without it; `mask_path` / `coords_path` the view's
+mask and object-coordinate map (vantage.train.coordinates) where the manifest has them."""
 
     image_path: Path
     box: tuple[float, float, float, float]
@@ -95,6 +97,8 @@ class Sample:
     model_id: str
     z_symmetry: ZSymmetry | None = None
     intrinsics: np.ndarray | None = None
+    mask_path: Path | None = None
+    coords_path: Path | None = None  # object-coordinate map (RenderConfig.coordinates), None if not rendered
 
 
 def read_samples(root: str | Path, categories: list[str]) -> list[Sample]:
@@ -120,6 +124,8 @@ def read_samples(root: str | Path, categories: list[str]) -> list[Sample]:
                 model_id=rec["model_id"],
                 z_symmetry=ZSymmetry.from_dict(rec["z_symmetry"]) if "z_symmetry" in rec else None,
                 intrinsics=np.asarray(rec["K"], np.float64).reshape(3, 3) if "K" in rec else None,
+                mask_path=root / rec["mask"] if "mask" in rec else None,
+                coords_path=root / rec["coords"] if "coords" in rec else None,
             )
         )
     return samples
@@ -228,6 +234,18 @@ def load_crop(
     """The network input crop (uint8 RGB size×size) of a sample, augmented when `augment` is given;
     `view` (K, turn): taken from the view turned so (`vantage.imaging.crop_rectified`, as the
     server crops a request that gives its camera or gravity: `view_turns`)."""
+    return crop_and_box(sample, size, margin, augment, rng, view)[0]
+
+
+def crop_and_box(
+    sample: Sample,
+    size: int,
+    margin: float,
+    augment: AugmentConfig | None = None,
+    rng: np.random.Generator | None = None,
+    view: View | None = None,
+) -> tuple[np.ndarray, list[float]]:
+    """`load_crop` and the (jittered) box it was cropped around, for targets taken over the same crop."""
     bgr = cv2.imread(str(sample.image_path), cv2.IMREAD_COLOR)
     if bgr is None:
         raise FileNotFoundError(f"cannot read rendered image {sample.image_path}")
@@ -244,7 +262,18 @@ def load_crop(
         crop = crop_square(image, box, size, margin)
     if augment is not None and rng is not None:
         crop = photometric(lower_resolution(occlude(crop, augment, rng), augment, rng), augment, rng)
-    return crop
+    return crop, box
+
+
+def crop_coordinates(sample: Sample, box: Sequence[float], margin: float, grid: int) -> np.ndarray:
+    """(4, grid, grid) object-coordinate target (vantage.train.coordinates) of the square crop of `box`;
+    ignored by the loss when the view was rendered without a map."""
+    if sample.coords_path is None or sample.mask_path is None:
+        return missing_target(grid)
+    mask = cv2.imread(str(sample.mask_path), cv2.IMREAD_GRAYSCALE)
+    if mask is None:
+        raise FileNotFoundError(f"cannot read mask {sample.mask_path}")
+    return coordinate_target(read_coordinates(sample.coords_path), mask >= 128, box, margin, grid)
 
 
 def normalised_crops(

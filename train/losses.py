@@ -101,3 +101,19 @@ def joint_loss(
     with torch.no_grad():
         err = geodesic_distance(model.decode(fused)[1], t.rotation).mean()
     return loss, F.cross_entropy(logits, category), err
+
+
+def coordinate_loss(pred: torch.Tensor, target: torch.Tensor, min_cover: float = 0.25) -> torch.Tensor:
+    """Object-coordinate auxiliary loss (vantage.train.coordinates) on the trunk's grid.
+
+    `pred` (N, 4, g, g): x, y, z (through tanh: the frame is the unit ball) and a cover logit;
+    `target` the same, with each cell's mean object point and the share of it the object covers
+    (negative for views rendered without a map, which are left out). Smooth L1 on the points of
+    cells at least `min_cover` covered, binary cross-entropy on the cover of every cell.
+    """
+    cover = target[:, 3:]
+    valid = (cover >= 0).to(pred.dtype)
+    bce = F.binary_cross_entropy_with_logits(pred[:, 3:], cover.clamp(0, 1), weight=valid, reduction="sum")
+    on = (cover >= min_cover).to(pred.dtype)
+    err = F.smooth_l1_loss(torch.tanh(pred[:, :3]), target[:, :3], beta=0.1, reduction="none")
+    return bce / valid.sum().clamp_min(1) + (err * on).sum() / (3 * on.sum()).clamp_min(1)

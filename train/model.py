@@ -61,6 +61,10 @@ class ModelConfig:
     # hypotheses 0.847 vs 0.808); on fold 1 18.8° / 0.619 / 0.775 vs 18.2° / 0.639 / 0.778 (best of two 0.750 vs
     # 0.758): noise, so it stays off.
     pose_skip: bool = False
+    # Object-coordinate auxiliary head (vantage.train.coordinates): a 1×1 convolution on the trunk's output
+    # predicts, per cell, which point of the object it sees; trained with TrainConfig.coordinate_weight,
+    # left out of the exported graph. Needs training renders with RenderConfig.coordinates.
+    coordinates: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.pose_dropout < 1.0:
@@ -131,6 +135,7 @@ class JointPoseNet(nn.Module):
             *([nn.Dropout(config.pose_dropout)] if config.pose_dropout else []),  # after: old checkpoints' keys stay
         )
         self.tap_grid, grid = self._grids(config.input_size)
+        self._trunk_grid = grid
         if config.pose_skip and self.tap_grid % grid:
             raise ValueError(f"pose_skip pools the tap grid {self.tap_grid} to the trunk grid {grid}, "
                              f"which must divide it: choose another input size or tap")
@@ -138,6 +143,8 @@ class JointPoseNet(nn.Module):
             raise ValueError(f"embedding_grid {config.embedding_grid} must divide the tap grid {self.tap_grid} that "
                              f"input_size {config.input_size} gives: choose an input size whose tap grid is a "
                              f"multiple of {config.embedding_grid}")
+        # auxiliary only: forward() never uses it, so exported graphs do not carry it
+        self.coordinate_head = nn.Conv2d(trunk_channels, 4, 1) if config.coordinates else None
         heads = k if config.category_dependent else 1
         self.pose_heads = nn.ModuleList(
             PoseHead(config.pose_channels * grid * grid, config.head_hidden, config.head, config.num_bins,
@@ -180,12 +187,23 @@ class JointPoseNet(nn.Module):
     def embedding_dim(self) -> int:
         return self.features.out_channels * self.config.embedding_grid**2
 
-    def forward_features(self, feats: torch.Tensor) -> tuple[torch.Tensor, HeadOutput]:
-        """Tap activations → (category logits (N,K), raw pose-head outputs with a category axis)."""
+    def forward_features(self, feats: torch.Tensor, coordinates: bool = False) -> tuple[torch.Tensor, ...]:
+        """Tap activations → (category logits (N,K), raw pose-head outputs with a category axis), and with
+        `coordinates` the object-coordinate head's (N, 4, g, g) output (vantage.train.losses.coordinate_loss)."""
         x = self.run_trunk(feats)
         logits = self.classifier(x.mean((2, 3)))
         p = self.pose_reduce(self._pose_input(feats, x)).flatten(1)
-        return logits, stack_heads([head(p) for head in self.pose_heads], len(self.config.categories))
+        heads = stack_heads([head(p) for head in self.pose_heads], len(self.config.categories))
+        if not coordinates:
+            return logits, heads
+        if self.coordinate_head is None:
+            raise ValueError("this model has no object-coordinate head (ModelConfig.coordinates)")
+        return logits, heads, self.coordinate_head(x)
+
+    @property
+    def trunk_grid(self) -> int:
+        """Side of the trunk's output grid, where the object-coordinate targets live."""
+        return self._trunk_grid
 
     def _pose_input(self, feats: torch.Tensor, trunk_out: torch.Tensor) -> torch.Tensor:
         """What the pose reduction sees: the trunk's output, with the tap activations beside it under `pose_skip`."""

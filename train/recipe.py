@@ -146,7 +146,7 @@ def render_split(cfg: RecipeConfig) -> tuple[list[str], str, list[str]]:
     test_bg = {"photo": 1.0} if cfg.photos else {"texture": 1.0}
     size = {"image_size": cfg.input_size * 5 // 4, "photo_dir": cfg.photos}
     training = {"ground_prob": cfg.ground_prob, "elevation_range": tuple(cfg.train_elevation_range),
-                "theta_std_deg": cfg.train_theta_std}
+                "theta_std_deg": cfg.train_theta_std, "coordinates": cfg.train.model.coordinates}
     jobs = [
         (train_specs, data / "cad_train", RenderConfig(views_per_model=cfg.cad_views, seed=1,
                                                                shape_variants=cfg.cad_shapes, **size, **training)),

@@ -36,6 +36,7 @@ Dataset layout written by `render_dataset` (see its docstring for the manifest k
 
     out_dir/images/0000000.jpg   RGB views (jpg or png)
     out_dir/masks/0000000.png    object masks, 0 / 255
+    out_dir/coords/0000000.png   object-coordinate maps (RenderConfig.coordinates; vantage.train.coordinates)
     out_dir/manifest.jsonl       one JSON object per view, in index order
     out_dir/render.json          configuration, counts, timing
 """
@@ -62,6 +63,7 @@ from vantage.imaging import crop_square
 from vantage.train.backgrounds import BACKGROUND_KINDS, list_photos, make_background
 from vantage.train.ground import EPSILON, ground_points, shadow_darkening, upward_light
 from vantage.train.meshes import MeshError, ModelSpec, normalise_mesh
+from vantage.train.coordinates import write_coordinates
 from vantage.train.symmetry import detect_z_symmetry
 
 MANIFEST_NAME = "manifest.jsonl"
@@ -172,6 +174,10 @@ class RenderConfig:
     # network MedErr 16.7° (symmetry-reduced 15.2°) vs 16.3° (14.7°) without, within run noise.
     shape_variants: int = 1
     shape_stretch: float = 1.3
+    # Object-coordinate maps: each view also saves coords/N.png, the object-frame point (POSE.md's
+    # normalised frame, |p| <= 1) of the surface seen at each pixel (vantage.train.coordinates),
+    # the dense target of ModelConfig.coordinates. Uncropped views only (crop "none").
+    coordinates: bool = False
     # Files
     image_format: str = "jpg"  # "jpg" or "png"
     jpeg_quality_range: tuple[int, int] = (75, 95)  # JPEG quality, uniform integer per image
@@ -214,6 +220,8 @@ class RenderConfig:
         check(1 <= self.shape_variants <= self.views_per_model,
               f"shape_variants must be in [1, views_per_model], got {self.shape_variants}")
         check(self.shape_stretch >= 1, f"shape_stretch must be >= 1, got {self.shape_stretch}")
+        check(not self.coordinates or self.crop == "none",
+              f"coordinates are saved for uncropped views only (crop 'none'), got crop {self.crop!r}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RenderConfig":
@@ -240,7 +248,8 @@ class RenderedView:
     theta, distance) actually used (distance may exceed the request when
     `fit_in_frame` moved the camera back); background: kind; truncated: the object
     touched the border of the uncropped render; ground: the view casts its shadow on a
-    ground plane (vantage.train.ground).
+    ground plane (vantage.train.ground); coords: (H, W, 3) float32 object-frame point seen at
+    each pixel, 0 off the mask (only with `RenderConfig.coordinates`).
     """
 
     image: np.ndarray
@@ -252,6 +261,7 @@ class RenderedView:
     background: str
     truncated: bool
     ground: bool = False
+    coords: np.ndarray | None = None
 
 
 def intrinsics(focal: float, cx: float, cy: float) -> np.ndarray:
@@ -356,6 +366,7 @@ class MeshRenderer:
         normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
         length = np.linalg.norm(normals, axis=1, keepdims=True)
         self.face_normals = np.where(length > 0, normals / np.where(length > 0, length, 1.0), 0.0).astype(np.float32)
+        self.face_anchor = tri[:, 0].astype(np.float32)  # a point of each face's plane (hit points)
         self.points = vertices[np.unique(faces)]  # referenced vertices, for the framing projection
         self.bottom = float(self.points[:, 2].min())  # height of the ground plane (vantage.train.ground)
         self.n_faces = len(faces)
@@ -397,6 +408,14 @@ class MeshRenderer:
         """Face index (H, W) int32 hit by each pixel's centre ray, −1 = background."""
         dirs = self._rays(np.asarray(rotation, np.float64), np.asarray(K, np.float64), 0, 0, width, height)
         return self._run(np.asarray(camera_centre, np.float64), dirs).reshape(height, width).astype(np.int32)
+
+    def hit_points(self, centre: np.ndarray, dirs: np.ndarray, prim: np.ndarray) -> np.ndarray:
+        """(N, 3) object-frame points where rays from `centre` along `dirs` meet their hit faces `prim` (≥ 0)."""
+        n = self.face_normals[prim]
+        o = np.asarray(centre, np.float32)
+        denom = np.einsum("ij,ij->i", n, dirs)
+        t = np.einsum("ij,ij->i", n, self.face_anchor[prim] - o) / np.where(np.abs(denom) > 1e-12, denom, 1e-12)
+        return o + t[:, None] * dirs
 
     # -- framing -----------------------------------------------------------------
     def _extent(
@@ -522,6 +541,15 @@ class MeshRenderer:
         box = mask_box(mask)
         assert box is not None
         truncated = box[0] <= 0 or box[1] <= 0 or box[2] >= size or box[3] >= size
+        coords = None
+        if config.coordinates:
+            coords = np.zeros((size, size, 3), np.float32)
+            points = np.zeros((h * w, 3), np.float32)
+            points[hit] = self.hit_points(centre, dirs[hit], prim[hit])
+            points = points.reshape(h, w, 3)
+            if ss > 1:  # coverage-weighted mean of the sub-pixels that hit
+                points = cv2.resize(points, (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA) / np.maximum(cover, 1e-6)[..., None]
+            coords[y0:y1, x0:x1] = np.where(region_mask[..., None], np.clip(points, -1.0, 1.0), 0.0)
         image, mask, box, K = apply_crop(image, mask, box, K, config)
         return RenderedView(
             image=image,
@@ -533,6 +561,7 @@ class MeshRenderer:
             background=kind,
             truncated=bool(truncated),
             ground=ground,
+            coords=coords,
         )
 
     def _ground_darkening(
@@ -694,6 +723,8 @@ def _render_model(task: tuple[int, ModelSpec, RenderConfig, str, list[str]]) -> 
             for rec in records:
                 (out / rec["file"]).unlink(missing_ok=True)
                 (out / rec["mask"]).unlink(missing_ok=True)
+                if "coords" in rec:
+                    (out / rec["coords"]).unlink(missing_ok=True)
             message = f"{spec.model_id}: object not visible in {config.max_resample} sampled views"
             return {"index": index, "records": [], "error": message, "resampled": resampled}
         n = index * config.views_per_model + v
@@ -701,6 +732,10 @@ def _render_model(task: tuple[int, ModelSpec, RenderConfig, str, list[str]]) -> 
         _encode(out / image_rel, view.image, config, rng)
         if not cv2.imwrite(str(out / mask_rel), view.mask.astype(np.uint8) * 255, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
             raise OSError(f"cannot write {out / mask_rel}")
+        extra = {}
+        if view.coords is not None:
+            extra["coords"] = f"coords/{n:07d}.png"
+            write_coordinates(out / extra["coords"], view.coords)
         az, el, th, dist = view.viewpoint
         records.append(
             {
@@ -727,6 +762,7 @@ def _render_model(task: tuple[int, ModelSpec, RenderConfig, str, list[str]]) -> 
                 "ground": view.ground,
                 "stretch": [float(x) for x in stretches[shape]],
                 "z_symmetry": symmetry.to_dict(),
+                **extra,
             }
         )
     return {"index": index, "records": records, "error": None, "resampled": resampled}
@@ -767,6 +803,7 @@ def render_dataset(
       ``ground``: the view casts its shadow on a ground plane (`RenderConfig.ground_prob`)
     - ``stretch``: the shape variant's axis factors; ``z_symmetry``: {"angles", "continuous"},
       the drawn surface's turns about +z onto itself (`vantage.train.symmetry.ZSymmetry`)
+    - ``coords`` (with `RenderConfig.coordinates` only): the view's object-coordinate map
 
     ``render.json``: {"format": MANIFEST_FORMAT, "config": asdict(config), "models", "models_failed" (list of
     messages for meshes that could not be loaded or never showed up in
@@ -776,6 +813,8 @@ def render_dataset(
     out = Path(out_dir)
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "masks").mkdir(parents=True, exist_ok=True)
+    if config.coordinates:
+        (out / "coords").mkdir(parents=True, exist_ok=True)
     photos = list_photos(config.photo_dir)
     tasks = [(i, spec, config, str(out), photos) for i, spec in enumerate(specs)]
     results: list[dict[str, Any] | None] = [None] * len(tasks)

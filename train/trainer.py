@@ -30,12 +30,13 @@ import torch
 from tqdm import tqdm
 
 from vantage.imaging import IMAGENET_MEAN, IMAGENET_STD, normalise
-from vantage.train.data import AugmentConfig, Sample, batches, load_crop, read_samples
+from vantage.train.coordinates import mirror_target
+from vantage.train.data import AugmentConfig, Sample, batches, crop_and_box, crop_coordinates, read_samples
 from vantage.train.distributed import (
     Ranks, all_sum, check_replicas, forward_features, main_first, process_group, seed_dropout, shard,
 )
 from vantage.train.keyposes import assign, kmeans, pose_targets
-from vantage.train.losses import Targets, joint_loss
+from vantage.train.losses import Targets, coordinate_loss, joint_loss
 from vantage.train.model import JointPoseNet, ModelConfig
 from vantage.train.symmetry import ZSymmetry, canonical_rotations
 
@@ -78,6 +79,9 @@ class TrainConfig:
     # Ensemble member (vantage.train.ensemble): shifts the initialisation, batch order and dropout
     # seeds, not the augmentations of the cached features, so members share one feature cache.
     member: int = 0
+    # Weight of the object-coordinate auxiliary loss (vantage.train.losses.coordinate_loss), added to the
+    # pose loss whenever the trunk trains; used only by models with ModelConfig.coordinates.
+    coordinate_weight: float = 1.0
     threads: int = 0  # torch threads (0 = default); 1 on a busy shared CPU: 2 threads ran 16× slower per step there
     progress: bool = True
 
@@ -140,28 +144,39 @@ def mirror_rotation(rotation: np.ndarray) -> np.ndarray:
     return MIRROR @ rotation @ MIRROR
 
 
+class FeatureCache(NamedTuple):
+    """What the frozen network's pass over the training crops leaves on disk, per augmented copy."""
+
+    features: torch.Tensor  # (copies, N, C, h, w) float16 tap activations
+    flipped: torch.Tensor  # (copies, N) bool: the crop was mirrored
+    coordinates: torch.Tensor | None  # (copies, N, 4, g, g) float16 object-coordinate targets (ModelConfig.coordinates)
+
+
 def extract_features(
-    frozen: FrozenFeatures, samples: list[Sample], cfg: TrainConfig, copy: int, progress: bool
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Frozen tap activations of every sample's crop (augmented copy `copy`; copy 0 is clean)
-    and which crops were mirrored (half of the augmented ones when `cfg.flip`)."""
+    frozen: FrozenFeatures, samples: list[Sample], cfg: TrainConfig, copy: int, progress: bool,
+    grid: int | None = None,
+) -> FeatureCache:
+    """Frozen tap activations of every sample's crop (augmented copy `copy`; copy 0 is clean),
+    which crops were mirrored (half of the augmented ones when `cfg.flip`) and, with a trunk `grid`,
+    the object-coordinate targets of the same crops (vantage.train.coordinates), mirrored with them."""
     rng = np.random.default_rng([cfg.seed, copy])
     flips = (rng.random(len(samples)) < 0.5) & cfg.flip & (copy > 0)
-    out = []
+    out, targets = [], []
     size = cfg.model.input_size
     bar = tqdm(total=len(samples), desc=f"features (copy {copy})", disable=not progress, unit="img")
     for sl in batches(len(samples), 64):
-        crops = np.stack(
-            [
-                load_crop(s, size, cfg.crop_margin, cfg.augment if copy > 0 else None, rng)
-                for s in samples[sl]
-            ]
-        )
+        parts = [crop_and_box(s, size, cfg.crop_margin, cfg.augment if copy > 0 else None, rng) for s in samples[sl]]
+        crops = np.stack([crop for crop, _ in parts])
         crops = np.where(flips[sl, None, None, None], crops[:, :, ::-1], crops)
         out.append(frozen(normalise(crops, IMAGENET_MEAN, IMAGENET_STD)).half())
+        if grid is not None:
+            for s, (_, box), flip in zip(samples[sl], parts, flips[sl]):
+                target = crop_coordinates(s, box, cfg.crop_margin, grid)
+                targets.append(mirror_target(target) if flip else target)
         bar.update(len(crops))
     bar.close()
-    return torch.cat(out), torch.from_numpy(flips)
+    coords = torch.from_numpy(np.stack(targets)).half() if grid is not None else None
+    return FeatureCache(torch.cat(out), torch.from_numpy(flips), coords)
 
 
 def _cache_key(cfg: TrainConfig, samples: list[Sample]) -> str:
@@ -172,8 +187,9 @@ def _cache_key(cfg: TrainConfig, samples: list[Sample]) -> str:
     """
     h = hashlib.sha256()
     m = cfg.model  # the feature network that made the cache: two backbones may share a tap index
-    h.update(json.dumps([m.backbone, m.backbone_weights, m.pretrained, m.tap, m.input_size, cfg.crop_margin, cfg.seed,
-                         cfg.augmented_copies, cfg.flip]).encode())
+    settings = [m.backbone, m.backbone_weights, m.pretrained, m.tap, m.input_size, cfg.crop_margin, cfg.seed,
+                cfg.augmented_copies, cfg.flip]
+    h.update(json.dumps(settings + (["coordinates"] if m.coordinates else [])).encode())  # old keys unchanged
     h.update(json.dumps(asdict(cfg.augment), default=list).encode())
     for s in samples:
         h.update(str(s.image_path).encode())
@@ -181,21 +197,23 @@ def _cache_key(cfg: TrainConfig, samples: list[Sample]) -> str:
     return h.hexdigest()[:16]
 
 
-def cached_features(model: JointPoseNet, samples: list[Sample], cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """(copies, N, C, h, w) float16 features and (copies, N) mirror flags, computed once per run folder."""
+def cached_features(model: JointPoseNet, samples: list[Sample], cfg: TrainConfig) -> FeatureCache:
+    """The frozen network's pass over every augmented copy of the training crops, computed once per run folder."""
     folder = Path(cfg.feature_cache or cfg.out)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"features-{_cache_key(cfg, samples)}.pt"
     if path.is_file():
         cached = torch.load(path, map_location="cpu", weights_only=True)
-        return cached["features"], cached["flipped"]
+        return FeatureCache(cached["features"], cached["flipped"], cached.get("coordinates"))
     frozen = FrozenFeatures(model, Path(cfg.out))
-    parts = [extract_features(frozen, samples, cfg, c, cfg.progress) for c in range(1 + cfg.augmented_copies)]
-    feats, flipped = torch.stack([f for f, _ in parts]), torch.stack([m for _, m in parts])
+    grid = model.trunk_grid if model.config.coordinates else None
+    parts = [extract_features(frozen, samples, cfg, c, cfg.progress, grid) for c in range(1 + cfg.augmented_copies)]
+    cache = FeatureCache(torch.stack([p.features for p in parts]), torch.stack([p.flipped for p in parts]),
+                         torch.stack([p.coordinates for p in parts]) if grid is not None else None)
     tmp = path.with_suffix(".tmp")
-    torch.save({"features": feats, "flipped": flipped}, tmp)
+    torch.save({k: v for k, v in cache._asdict().items() if v is not None}, tmp)
     tmp.replace(path)
-    return feats, flipped
+    return cache
 
 
 def balanced_epoch_length(labels: np.ndarray) -> int:
@@ -249,7 +267,8 @@ def set_trainable(model: JointPoseNet, phase: Phase) -> None:
     for name, p in model.named_parameters():
         if name.startswith("features."):
             continue
-        part = "trunk" if name.startswith("trunk.") else "category" if name.startswith("classifier.") else "pose"
+        # the object-coordinate head supervises the trunk: it trains when the trunk does
+        part = "trunk" if name.startswith(("trunk.", "coordinate_head.")) else "category" if name.startswith("classifier.") else "pose"
         p.requires_grad_(getattr(phase, part))
 
 
@@ -310,7 +329,7 @@ def write_curves(history: list[dict], out: Path) -> None:
     if not history:
         return
     with open(out / "log.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(history[0]))
+        w = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for row in history for k in row)))  # resumed runs may add columns
         w.writeheader()
         w.writerows(history)
     (out / "log.json").write_text(json.dumps(history, indent=1))
@@ -337,6 +356,7 @@ class TrainingData(NamedTuple):
     feats: torch.Tensor  # (copies, N, C, h, w) float16
     targets: Targets  # of every (copy, sample), flattened copy-major
     cats: torch.Tensor  # (N,) category indices
+    coordinates: torch.Tensor | None = None  # (copies, N, 4, g, g) float16 (ModelConfig.coordinates)
 
 
 class Step(NamedTuple):
@@ -436,11 +456,13 @@ def _train(cfg: TrainConfig, ranks: Ranks, resume: bool, stop_after: int | None)
     if cfg.protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {cfg.protocol!r}")
     model = JointPoseNet(cfg.model).to(dev)
-    feats, flipped = main_first(ranks, lambda: cached_features(model, samples, cfg))
+    cache = main_first(ranks, lambda: cached_features(model, samples, cfg))
+    feats, flipped = cache.features, cache.flipped
     labels = np.array([s.category for s in samples])
     rots = training_rotations(samples, cfg)
     rots = np.where(flipped.numpy()[..., None, None], mirror_rotation(rots), rots)  # (copies, N, 3, 3)
-    data = TrainingData(feats, training_targets(model, rots, cfg), torch.tensor(labels, dtype=torch.long))
+    data = TrainingData(feats, training_targets(model, rots, cfg), torch.tensor(labels, dtype=torch.long),
+                        cache.coordinates)
 
     model.features.requires_grad_(False)
     params = [p for n, p in model.named_parameters() if not n.startswith("features.")]
@@ -482,7 +504,8 @@ def _run_epoch(
 ) -> dict[str, float]:
     """One pass over `order` in global batches, this process taking its shard of each; the metric sums."""
     cfg, phase, dev = step.cfg, step.phase, next(step.model.parameters()).device
-    sums = {"loss": 0.0, "pose_loss": 0.0, "ce": 0.0, "pose_err": 0.0, "correct": 0, "n": 0}
+    sums = {"loss": 0.0, "pose_loss": 0.0, "ce": 0.0, "pose_err": 0.0, "coord_loss": 0.0, "correct": 0, "n": 0}
+    coords = data.coordinates is not None and phase.trunk
     for sl in batches(len(order), cfg.batch_size):
         if sl.stop - sl.start < 2 * ranks.world:  # batch norm needs two samples in each process
             continue
@@ -490,7 +513,7 @@ def _run_epoch(
         idx, copy = torch.from_numpy(order[part]), torch.from_numpy(copy_of[part])
         x = data.feats[copy, idx].to(dev).float()
         with torch.autocast(dev.type, enabled=dev.type == "cuda"):
-            logits, heads = step.forward(x)
+            logits, heads, *aux = step.forward(x, coords)
         heads = type(heads)(*(None if v is None else v.float() for v in heads))
         pl, ce, err = joint_loss(
             step.model, logits.float(), heads, _batch(data.targets, copy * data.feats.shape[1] + idx, dev),
@@ -499,6 +522,10 @@ def _run_epoch(
         # CE is weighed by λ only where it shares trainable parts with the pose loss
         ce_weight = (cfg.lambda_category if phase.pose and phase.trunk else 1.0) if phase.category else 0.0
         loss = (pl if phase.pose else 0.0) + ce_weight * ce
+        if coords:
+            cl = coordinate_loss(aux[0].float(), data.coordinates[copy, idx].to(dev).float())
+            loss = loss + cfg.coordinate_weight * cl
+            sums["coord_loss"] += cl.item() * len(idx)
         step.opt.zero_grad(set_to_none=True)
         # DDP averages the processes' gradients: weighing each by its share of the batch gives the batch mean's
         (loss * (ranks.world * len(part) / (sl.stop - sl.start))).backward()
@@ -525,6 +552,7 @@ def _epoch_record(epoch: int, phase: Phase, sums: dict[str, float], lr: float, s
         "loss": sums["loss"] / n,
         "pose_loss": sums["pose_loss"] / n,
         "pose_err": sums["pose_err"] / n,
+        "coord_loss": sums["coord_loss"] / n,
         "ce": sums["ce"] / n,
         "cat_acc": sums["correct"] / n,
         "lr": lr,
