@@ -89,10 +89,12 @@ def test_quickstart_small_form(tmp_path):
 @pytest.mark.slow
 def test_render_train_export_commands(tmp_path):
     data, run, bundle = tmp_path / "data", tmp_path / "run", tmp_path / "bundle"
-    res = vantage("render", "--out", str(data), "--builtin", "1", "--views", "3", "--workers", "1", "--ground-prob", "0.5")
+    res = vantage("render", "--out", str(data), "--builtin", "1", "--views", "3", "--workers", "1", "--ground-prob", "0.5",
+                  "--coordinates")
     assert res.returncode == 0, res.stderr[-2000:]
     records = [json.loads(line) for line in (data / "manifest.jsonl").read_text().splitlines()]
     assert len(records) == 36 and 0 < sum(r["ground"] for r in records) < 36
+    assert all((data / r["coords"]).is_file() for r in records)
     res = vantage("train", "--data", str(data), "--out", str(run), "--epochs", "1")
     assert res.returncode == 0, res.stderr[-2000:]
     res = vantage("export", "--checkpoint", str(run / "checkpoint.pt"), "--out", str(bundle))

@@ -164,6 +164,12 @@ def test_a_model_with_the_head_learns_the_maps_and_exports_without_it(coord_rend
     assert graph.initializer and not [i.name for i in graph.initializer if "coordinate" in i.name]
 
 
+def test_a_model_with_the_head_refuses_renders_without_maps(tmp_path):
+    render_dataset(builtin_specs(1, CATS), tmp_path / "plain", RenderConfig(views_per_model=2), workers=1, progress=False)
+    with pytest.raises(ValueError, match="vantage render --coordinates"):
+        train(_cfg(tmp_path / "plain", tmp_path / "run", True))
+
+
 def test_the_feature_cache_of_a_model_with_the_head_is_its_own(coord_renders, tmp_path):
     samples = read_samples(coord_renders, CATS)
     with_head, without = _cfg(coord_renders, tmp_path, True), _cfg(coord_renders, tmp_path, False)

@@ -409,10 +409,14 @@ def _set_modes(model: JointPoseNet, phase: Phase) -> None:
 
 
 def training_samples(cfg: TrainConfig) -> list[Sample]:
-    """Every labelled view of the configured categories in the run's data folders (an error if none)."""
+    """Every labelled view of the configured categories in the run's data folders (an error if none, or if the
+    model learns object-coordinate maps that none of them has)."""
     samples = [s for d in cfg.data for s in read_samples(d, cfg.model.categories)]
     if not samples:
         raise ValueError(f"no training samples of categories {cfg.model.categories} in {cfg.data}")
+    if cfg.model.coordinates and not any(s.coords_path for s in samples):
+        raise ValueError(f"model.coordinates learns object-coordinate maps, but none of the {len(samples)} views in "
+                         f"{cfg.data} has one: render them with `vantage render --coordinates` (RenderConfig.coordinates)")
     return samples
 
 

@@ -31,6 +31,7 @@ def _render(args: argparse.Namespace) -> int:
         photo_dir=args.photos,
         crop=args.crop,
         ground_prob=args.ground_prob,
+        coordinates=args.coordinates,
     )
     manifest = render_dataset(specs, args.out, cfg, workers=args.workers)
     print(f"wrote {manifest}")
@@ -351,6 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--photos", help="folder of background photos")
     r.add_argument("--ground-prob", type=float, default=0.0,
                    help="share of views that cast the object's shadow on a ground plane under it (0 to 1)")
+    r.add_argument("--coordinates", action="store_true",
+                   help="also save each view's object-coordinate map (coords/), the target of a model trained with "
+                        "model.coordinates (uncropped views only)")
     r.add_argument("--workers", type=int, default=2)
     r.add_argument("--seed", type=int, default=0)
     r.set_defaults(func=_render)
