@@ -15,7 +15,9 @@ Index folder (``BUNDLE/index`` by default, built by ``vantage index``)::
                      (kind, dim, source_dim, normalisation), bundle identity, render settings
     hnsw.bin         the hnswlib graph (label i = row i of views.jsonl)
     views.jsonl      one row per view: model_id, category, azimuth, elevation, theta,
-                     rotation (9 floats, row-major, POSE.md), background, thumbnail
+                     rotation (9 floats, row-major, POSE.md), background, thumbnail, and
+                     z_symmetry {"angles", "continuous"}: the model's turns about +z onto
+                     itself (vantage.train.symmetry; absent in indexes built before it)
     projection.npz   PCA mean and components (descriptor kind "pca" only)
     thumbs/          small JPEG crops of the views (paths in views.jsonl, relative to the folder)
     wireframes.npz   optional: each model's wireframe (vantage.train.wireframes), packed as
@@ -263,6 +265,22 @@ def load_wireframes(root: Path, models: Iterable[str]) -> dict[str, np.ndarray]:
     return dict(zip(ids, np.split(segments.astype(np.float32), np.cumsum(counts)[:-1])))
 
 
+def checked_symmetry(value: Any, model_id: str) -> dict[str, Any] | None:
+    """A row's z_symmetry as {"angles": sorted floats in (0, 360), "continuous": bool}; ValueError when malformed."""
+    if value is None:
+        return None
+    try:
+        angles = sorted(float(a) for a in value["angles"])
+        continuous = value["continuous"]
+    except (TypeError, KeyError, ValueError):
+        raise ValueError(f"model {model_id!r}: z_symmetry must be {{'angles': [degrees], 'continuous': bool}}, "
+                         f"got {value!r}") from None
+    if not isinstance(continuous, bool) or not all(0.0 < a < 360.0 for a in angles):
+        raise ValueError(f"model {model_id!r}: z_symmetry angles must lie in (0, 360) and continuous be a bool, "
+                         f"got {value!r}")
+    return {"angles": angles, "continuous": continuous}
+
+
 @dataclass
 class _Columns:
     """The views table as arrays (cheap at 100k views), in label order."""
@@ -274,6 +292,7 @@ class _Columns:
     rotations: list[np.ndarray] = field(default_factory=list)
     backgrounds: list[str] = field(default_factory=list)
     thumbnails: list[str] = field(default_factory=list)
+    model_symmetry: list[dict[str, Any] | None] = field(default_factory=list)  # per model: rows' z_symmetry
 
 
 class ViewIndex:
@@ -334,6 +353,11 @@ class ViewIndex:
         return ViewHit(int(label), float(similarity), c.model_ids[m], c.model_category[m], az, el, th,
                        self._rotations[label], c.thumbnails[label])
 
+    def symmetry(self, model_id: str) -> dict[str, Any] | None:
+        """A model's turns about +z onto itself, {"angles": degrees, "continuous": bool}; None when its
+        views were indexed before symmetries were recorded."""
+        return self._cols.model_symmetry[self._model_index[model_id]]
+
     def wireframe(self, model_id: str) -> np.ndarray | None:
         """A model's wireframe segments (S, 2, 3) float32 in its normalised object frame (POSE.md),
         None when the index keeps none for it (built before wireframes, or by `add` without one)."""
@@ -381,6 +405,7 @@ class ViewIndex:
                 model = self._model_index[row["model_id"]] = len(c.model_ids)
                 c.model_ids.append(row["model_id"])
                 c.model_category.append(row["category"])
+                c.model_symmetry.append(checked_symmetry(row.get("z_symmetry"), row["model_id"]))
             elif c.model_category[model] != row["category"]:
                 raise ValueError(f"model {row['model_id']!r} is {c.model_category[model]!r}, a row says {row['category']!r}")
             vp = (float(row["azimuth"]), float(row["elevation"]), float(row["theta"]))
@@ -404,7 +429,8 @@ class ViewIndex:
             az, el, th = c.viewpoints[label]
             yield {"label": label, "model_id": c.model_ids[m], "category": c.model_category[m], "azimuth": az,
                    "elevation": el, "theta": th, "rotation": [round(float(v), 7) for v in self._rotations[label].ravel()],
-                   "background": c.backgrounds[label], "thumbnail": c.thumbnails[label]}
+                   "background": c.backgrounds[label], "thumbnail": c.thumbnails[label],
+                   **({"z_symmetry": c.model_symmetry[m]} if c.model_symmetry[m] is not None else {})}
 
     # -- persistence -----------------------------------------------------------------
 
@@ -459,8 +485,11 @@ class ViewIndex:
             raise ViewIndexError(f"view index {str(root)!r}: cannot read {GRAPH_FILE}: {exc}") from None
         graph.set_ef(params.ef)
         index = cls(graph, projection, params, built_with, {k: v for k, v in info.items() if k not in _CORE_KEYS}, root)
-        with open(root / VIEWS_FILE, encoding="utf-8") as fh:
-            index._append_rows(json.loads(line) for line in fh if line.strip())
+        try:
+            with open(root / VIEWS_FILE, encoding="utf-8") as fh:
+                index._append_rows(json.loads(line) for line in fh if line.strip())
+        except (OSError, KeyError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
+            raise ViewIndexError(f"view index {str(root)!r}: cannot read {VIEWS_FILE}: {exc}") from None
         if len(index) != graph.get_current_count():
             raise ViewIndexError(f"view index {str(root)!r}: {VIEWS_FILE} has {len(index)} rows but the graph "
                                  f"holds {graph.get_current_count()} vectors")

@@ -72,6 +72,13 @@ def view_message(hit: ViewHit) -> vantage_pb2.RetrievedView:
     )
 
 
+def symmetry_message(symmetry: dict | None) -> vantage_pb2.Symmetry | None:
+    """A model's recorded turns onto itself on the wire; None (field left unset) when the index has none."""
+    if symmetry is None:
+        return None
+    return vantage_pb2.Symmetry(turns_deg=symmetry["angles"], continuous=symmetry["continuous"])
+
+
 def pose_message(pose: NeighbourPose, turn: np.ndarray | None = None) -> vantage_pb2.NeighbourPose:
     """A neighbour pose on the wire, with the viewpoint and quaternion clients would otherwise derive;
     `turn` takes it from the crop's ray to the camera's axis, like the answer (PoseResult.camera_turn)."""
@@ -117,7 +124,8 @@ class Retriever:
             wire = self.index.wireframe(m.model_id) if rank < wireframe_models else None
             out.models.append(vantage_pb2.RetrievedModel(
                 model_id=m.model_id, category=m.category, score=m.score, best_view=view_message(m.best_view),
-                views=m.views, wireframe=[] if wire is None else wire.ravel().tolist()))
+                views=m.views, wireframe=[] if wire is None else wire.ravel().tolist(),
+                symmetry=symmetry_message(self.index.symmetry(m.model_id))))
         if hits:
             # the rendered views are seen along their optical axes, as the crop along its ray: poses are
             # compared and averaged there, then turned like the answer when the request gave its camera

@@ -358,3 +358,49 @@ def test_index_command_builds_and_adds(tiny_bundle: Path, tmp_path: Path, capsys
     assert cli_main(args + ["--add"]) == 0
     assert "already indexed, skipped: 2 models" in capsys.readouterr().out
     assert json.loads((out / "index.json").read_text())["categories"] == ["car", "chair", "sofa"]
+
+
+def test_each_model_keeps_its_turns_onto_itself_and_the_rpc_sends_them(bundle: Path, index: ViewIndex,
+                                                                       client: PoseClient, first_model_views,
+                                                                       tmp_path: Path) -> None:
+    from vantage.train.symmetry import detect_z_symmetry
+
+    for spec in SPECS:
+        recorded = index.symmetry(spec.model_id)
+        truth = detect_z_symmetry(spec.load())
+        assert recorded == {"angles": sorted(truth.angles), "continuous": truth.continuous}
+    i = 60
+    response = client.retrieve(png(first_model_views.images[i]), box=first_model_views.boxes[i], top_k=5)
+    for model in response.retrieval.models:
+        assert model.HasField("symmetry")
+        sent = model.symmetry
+        assert list(sent.turns_deg) == pytest.approx(index.symmetry(model.model_id)["angles"])
+        assert sent.continuous == index.symmetry(model.model_id)["continuous"]
+
+    # a bottle (a body of revolution) added later: every turn, through save and load
+    root = tmp_path / "index"
+    shutil.copytree(bundle / INDEX_DIR_NAME, root)
+    bottle = builtin_specs(1, categories=["bottle"], first_seed=2)
+    add_models(root, bundle, bottle, workers=0, threads=1, progress=False)
+    reloaded = ViewIndex.load(root, BundleIdentity.of(bundle))
+    assert reloaded.symmetry(bottle[0].model_id)["continuous"]
+    assert reloaded.symmetry(SPECS[0].model_id) == index.symmetry(SPECS[0].model_id)
+
+
+def test_an_index_without_symmetries_serves_none_and_a_damaged_one_is_refused(bundle: Path, tmp_path: Path) -> None:
+    from vantage.serve.retrieval import VIEWS_FILE, ViewIndexError
+    from vantage.serve.retrieval_api import symmetry_message
+
+    root = tmp_path / "old"
+    shutil.copytree(bundle / INDEX_DIR_NAME, root)
+    rows = [json.loads(line) for line in (root / VIEWS_FILE).read_text().splitlines()]
+    assert all("z_symmetry" in r for r in rows)
+    (root / VIEWS_FILE).write_text("".join(json.dumps({k: v for k, v in r.items() if k != "z_symmetry"}) + "\n"
+                                           for r in rows))
+    old = ViewIndex.load(root, BundleIdentity.of(bundle))
+    assert old.symmetry(SPECS[0].model_id) is None
+    assert not vantage_pb2.RetrievedModel(symmetry=symmetry_message(None)).HasField("symmetry")
+    rows[0]["z_symmetry"] = {"angles": [400.0], "continuous": False}
+    (root / VIEWS_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(ViewIndexError, match=r"views.jsonl.*z_symmetry angles must lie in \(0, 360\)"):
+        ViewIndex.load(root, BundleIdentity.of(bundle))

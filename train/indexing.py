@@ -9,7 +9,9 @@ path as a query), projected (PCA fitted on these views, or raw) and added to an
 hnswlib graph (`vantage.serve.retrieval.ViewIndex`). Each model's wireframe
 (`vantage.train.wireframes`, at most `wireframe_segments` segments) is extracted by
 the process that renders it (the mesh is loaded once) and saved with the index, so
-clients can draw the retrieved model in the estimated pose. `add_models` renders new
+clients can draw the retrieved model in the estimated pose, and so are its turns about
+its up axis that map it onto itself (`vantage.train.symmetry`), so clients know which of
+its poses no image can tell apart. `add_models` renders new
 models with the recorded settings and adds them without a rebuild (the PCA is kept).
 """
 
@@ -37,6 +39,7 @@ from vantage.serve.retrieval import (
 )
 from vantage.train.meshes import MeshError, ModelSpec, scan_repository
 from vantage.train.render import MeshRenderer, RenderConfig, icosphere_directions, sample_viewpoints
+from vantage.train.symmetry import detect_z_symmetry
 from vantage.train.wireframes import MAX_SEGMENTS, wireframe
 
 THUMBS_DIR = "thumbs"
@@ -118,6 +121,7 @@ def _render_model(task: tuple[int, ModelSpec, RenderPlan]) -> RenderedModel:
     except MeshError as exc:
         return RenderedModel(spec, [], [], [], f"{spec.model_id}: {exc}")
     wire = wireframe(mesh, plan.wireframe_segments) if plan.wireframe_segments else None
+    symmetry = detect_z_symmetry(mesh).to_dict()  # served with the model: which of its poses look alike
     out = RenderedModel(spec, [], [], [], wireframe=wire)
     for a, e, t, d in sample_viewpoints(plan.views, cfg, rng):
         for theta in plan.tilts if plan.tilts is not None else (t,):
@@ -130,7 +134,7 @@ def _render_model(task: tuple[int, ModelSpec, RenderPlan]) -> RenderedModel:
                 out.boxes.append(view.box)
                 out.rows.append({"model_id": spec.model_id, "category": spec.category, "azimuth": az,
                                  "elevation": el, "theta": th, "rotation": view.rotation.ravel().tolist(),
-                                 "background": view.background})
+                                 "background": view.background, "z_symmetry": symmetry})
     if not out.rows:
         out.error = f"{spec.model_id}: not visible in any view"
     return out

@@ -245,20 +245,30 @@ class RetrievedView(_message.Message):
     def __init__(self, view_id: _Optional[int] = ..., model_id: _Optional[str] = ..., category: _Optional[str] = ..., viewpoint: _Optional[_Union[Viewpoint, _Mapping]] = ..., rotation: _Optional[_Iterable[float]] = ..., similarity: _Optional[float] = ..., thumbnail: _Optional[str] = ...) -> None: ...
 
 class RetrievedModel(_message.Message):
-    __slots__ = ("model_id", "category", "score", "best_view", "views", "wireframe")
+    __slots__ = ("model_id", "category", "score", "best_view", "views", "wireframe", "symmetry")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     CATEGORY_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     BEST_VIEW_FIELD_NUMBER: _ClassVar[int]
     VIEWS_FIELD_NUMBER: _ClassVar[int]
     WIREFRAME_FIELD_NUMBER: _ClassVar[int]
+    SYMMETRY_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     category: str
     score: float
     best_view: RetrievedView
     views: int
     wireframe: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, model_id: _Optional[str] = ..., category: _Optional[str] = ..., score: _Optional[float] = ..., best_view: _Optional[_Union[RetrievedView, _Mapping]] = ..., views: _Optional[int] = ..., wireframe: _Optional[_Iterable[float]] = ...) -> None: ...
+    symmetry: Symmetry
+    def __init__(self, model_id: _Optional[str] = ..., category: _Optional[str] = ..., score: _Optional[float] = ..., best_view: _Optional[_Union[RetrievedView, _Mapping]] = ..., views: _Optional[int] = ..., wireframe: _Optional[_Iterable[float]] = ..., symmetry: _Optional[_Union[Symmetry, _Mapping]] = ...) -> None: ...
+
+class Symmetry(_message.Message):
+    __slots__ = ("turns_deg", "continuous")
+    TURNS_DEG_FIELD_NUMBER: _ClassVar[int]
+    CONTINUOUS_FIELD_NUMBER: _ClassVar[int]
+    turns_deg: _containers.RepeatedScalarFieldContainer[float]
+    continuous: bool
+    def __init__(self, turns_deg: _Optional[_Iterable[float]] = ..., continuous: _Optional[bool] = ...) -> None: ...
 
 class NeighbourPose(_message.Message):
     __slots__ = ("rotation", "viewpoint", "quaternion", "support", "count", "method")
