@@ -138,8 +138,8 @@ class JointPoseNet(nn.Module):
             nn.ReLU(),
             *([nn.Dropout(config.pose_dropout)] if config.pose_dropout else []),  # after: old checkpoints' keys stay
         )
-        self.tap_grid, grid = self._grids(config.input_size)
-        self._trunk_grid = grid
+        self.tap_grid, self.trunk_grid = self._grids(config.input_size)  # the trunk's: object-coordinate targets
+        grid = self.trunk_grid
         if config.pose_skip and self.tap_grid % grid:
             raise ValueError(f"pose_skip pools the tap grid {self.tap_grid} to the trunk grid {grid}, "
                              f"which must divide it: choose another input size or tap")
@@ -203,11 +203,6 @@ class JointPoseNet(nn.Module):
         if self.coordinate_head is None:
             raise ValueError("this model has no object-coordinate head (ModelConfig.coordinates)")
         return logits, heads, self.coordinate_head(x)
-
-    @property
-    def trunk_grid(self) -> int:
-        """Side of the trunk's output grid, where the object-coordinate targets live."""
-        return self._trunk_grid
 
     def _pose_input(self, feats: torch.Tensor, trunk_out: torch.Tensor) -> torch.Tensor:
         """What the pose reduction sees: the trunk's output, with the tap activations beside it under `pose_skip`."""
