@@ -404,3 +404,6 @@ def test_an_index_without_symmetries_serves_none_and_a_damaged_one_is_refused(bu
     (root / VIEWS_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(ViewIndexError, match=r"views.jsonl.*z_symmetry angles must lie in \(0, 360\)"):
         ViewIndex.load(root, BundleIdentity.of(bundle))
+    (root / VIEWS_FILE).write_text(json.dumps(rows[0])[:-9] + "\n")  # a line cut short
+    with pytest.raises(ViewIndexError, match="cannot read views.jsonl"):
+        ViewIndex.load(root, BundleIdentity.of(bundle))
