@@ -133,8 +133,8 @@ def _cfg(data: Path, out: Path, coordinates: bool) -> TrainConfig:
 def test_a_model_with_the_head_learns_the_maps_and_exports_without_it(coord_renders, tmp_path):
     cfg = _cfg(coord_renders, tmp_path / "run", True)
     train(cfg)
-    cache = cached_features(JointPoseNet(cfg.model), training_samples(cfg), cfg)
     model = JointPoseNet(cfg.model)
+    cache = cached_features(model, training_samples(cfg), cfg)
     grid = model.trunk_grid
     assert cache.coordinates.shape == (2, 16, 4, grid, grid)
     assert (cache.coordinates[:, :, 3] >= 0).all() and cache.coordinates[:, :, 3].amax() > 0.9
