@@ -5,7 +5,7 @@ and Rodrigues stay float32. int8 is static QDQ, u8 activations and s8 per-channe
 calibrated on renders after `quant_pre_process`; dynamic quantisation of
 convolutions is 10-20x slower here and is not offered. The stem convolution (it sees
 the raw normalised pixels) and the fine-tuned trunk stay float32 in the int8 graph
-(`INT8_FLOAT_SCOPES`): on the quickstart model that halved the MedErr increase
+(`INT8_FLOAT_SCOPE`): on the quickstart model that halved the MedErr increase
 (+1.6° → +0.65°, median rotation change 4.9° → 4.2°) for about 5 % of the int8 speed-up;
 MinMax, percentile, entropy and moving-average calibration all gave the same +1.6°.
 
@@ -16,6 +16,7 @@ than the user's threshold is refused (its file removed, the reason in report.jso
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -38,7 +39,9 @@ DEFAULT_MAX_MEDERR_INCREASE = 1.0
 CALIBRATION_BATCH = 8
 
 
-INT8_FLOAT_SCOPES: tuple[str, ...] = ("/features/stem/", "/trunk")  # backbone parts int8 leaves float32
+# Backbone parts int8 leaves float32: every feature network's stem and every trunk, in a plain network, under the
+# flip wrapper (`/net`) and in ensembles (`/members.<i>`, `/more_features.<j>`), as vantage.export.scopes names them.
+INT8_FLOAT_SCOPE = re.compile(r"^(/net)?(/members\.\d+)?/((more_)?features(\.\d+)?/stem/|trunk)")
 
 
 def variant_file(precision: str) -> str:
@@ -68,7 +71,7 @@ def quantize_int8(src: str | Path, dst: str | Path, calibration: np.ndarray) -> 
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(src), str(pre))
         graph = onnx.load(str(pre)).graph
-        keep_float = [n.name for n in graph.node if not is_backbone(n) or n.name.startswith(INT8_FLOAT_SCOPES)]
+        keep_float = [n.name for n in graph.node if not is_backbone(n) or INT8_FLOAT_SCOPE.match(n.name)]
         if len(keep_float) == len(graph.node):
             raise ValueError(f"{src}: no backbone nodes matching {BACKBONE_SCOPE.pattern}; nothing to quantise")
         k = next(i for i in graph.input if i.name == INPUT_HINT_NAME).type.tensor_type.shape.dim[1].dim_value

@@ -138,6 +138,17 @@ def test_int8_variant_of_a_flip_averaged_ensemble_quantises_only_the_shared_back
     graph = onnx.load(str(bundle / "model.int8.onnx")).graph
     producer = {o: n for n in graph.node for o in n.output}
     quantised = [n.input[0] for n in graph.node if n.op_type == "QuantizeLinear"]
-    assert any("/members.1/trunk" in producer[q].name for q in quantised if q in producer)
     for q in quantised:  # the image batch (plain + mirrored crops, concatenated) and backbone activations only
         assert q == "image" or in_backbone(producer[q].name) or "image" in producer[q].input, producer[q].name
+
+    def int8_convs(scope: str) -> tuple[int, int]:
+        """(convolutions under `scope`, those of them with int8 weights: a DequantizeLinear gives their weight)."""
+        convs = [n for n in graph.node if n.op_type == "Conv" and n.name.startswith(scope)]
+        return len(convs), sum(n.input[1] in producer and producer[n.input[1]].op_type == "DequantizeLinear"
+                               for n in convs)
+
+    blocks, blocks_int8 = int8_convs("/features/blocks")
+    assert blocks_int8 == blocks > 0, "the frozen blocks run in int8"
+    for scope in ("/features/stem/", "/members.0/trunk", "/members.1/trunk"):  # as in a plain network
+        convs, in_int8 = int8_convs(scope)
+        assert convs > 0 and in_int8 == 0, f"{scope} stays float32"
