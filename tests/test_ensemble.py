@@ -1,11 +1,13 @@
 """Deep ensembles over one frozen backbone: semantics, refusal of foreign members, the exported graph (real ORT)."""
 
 import copy
+from dataclasses import replace
 
 import numpy as np
 import onnx
 import pytest
 import torch
+from torch import nn
 
 from tests.export_fixtures import SIZE, joint_model
 from vantage.bundle import load_metadata
@@ -13,6 +15,7 @@ from vantage.export.onnx_export import export_bundle
 from vantage.export.scopes import in_backbone
 from vantage.geometry import axis_angle_to_rotation, chordal_mean, geodesic_distance, rotation_to_axis_angle
 from vantage.train.ensemble import PoseEnsemble
+from vantage.train.model import JointPoseNet
 from vantage.train.geometry_torch import mirror_axis_angle, voting_mean
 from vantage.train.test_time import FlipAveraged
 
@@ -92,15 +95,55 @@ def test_flip_averaged_ensemble_votes_over_every_member_and_crop(members):
     torch.testing.assert_close(emb, plain[0][3])
 
 
-def test_ensemble_refuses_members_with_another_backbone(members):
+def _on_another_backbone(net: JointPoseNet) -> JointPoseNet:
+    """`net`'s trunk and heads on a Lite1 feature network (random weights: only the layout matters here)."""
+    torch.manual_seed(5)
+    other = JointPoseNet(replace(net.config, backbone="efficientnet_lite1", tap=None, pretrained=False))
+    other.load_state_dict({k: v for k, v in net.state_dict().items() if not k.startswith("features.")}, strict=False)
+    return other.eval()
+
+
+def test_members_on_another_feature_network_look_through_it(members):
     first, _ = members
-    other = copy.deepcopy(first)
+    perturbed = copy.deepcopy(first)
     with torch.no_grad():
-        next(other.features.parameters()).add_(1.0)
-    with pytest.raises(ValueError, match="member 1 has another feature network"):
-        PoseEnsemble([first, other])
+        next(perturbed.features.parameters()).add_(1.0)
+    lite1 = _on_another_backbone(first)
+    ensemble = PoseEnsemble([first, perturbed, lite1, copy.deepcopy(first)])
+    assert ensemble.feature_index == (0, 1, 2, 0) and len(ensemble.more_features) == 2, "equal networks are shared"
+    x = torch.randn(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(6))
+    hint = torch.zeros(2, 12)
+    with torch.no_grad():
+        looks = ensemble.looks_at(x, hint)
+        own = [net.looks(net.features(x), hint) for net in (first, perturbed, lite1)]
+        assert not torch.allclose(first.features(x), perturbed.features(x)), "another network, other features"
+    torch.testing.assert_close(looks.probs, torch.stack([own[0].probs, own[1].probs, own[2].probs, own[0].probs]).mean(0))
+    for got, want in zip(looks.answers, [own[0], own[1], own[2], own[0]], strict=True):
+        torch.testing.assert_close(got, want.answers[0])
+
+
+def test_ensemble_refuses_too_few_members_or_another_input_size(members):
+    first, _ = members
     with pytest.raises(ValueError, match="at least 2 members"):
         PoseEnsemble([first])
+    other = JointPoseNet(replace(first.config, input_size=2 * SIZE, pretrained=False))
+    with pytest.raises(ValueError, match="member 1 has other categories or input size"):
+        PoseEnsemble([first, other])
+
+
+def test_ensemble_on_two_feature_networks_runs_each_once_and_keeps_parity(members, tmp_path):
+    first, second = members
+    bundle = export_bundle(FlipAveraged(PoseEnsemble([first, _on_another_backbone(second)])), tmp_path / "two")
+    assert load_metadata(bundle).training["export_parity_max_abs_diff"]["rotation"] < 1e-4
+    graph = onnx.load(str(bundle / "model.onnx"))
+    lite1 = _on_another_backbone(first)
+
+    def convs(scope):
+        return sum(n.op_type == "Conv" and scope in n.name for n in graph.graph.node)
+
+    assert convs("/features/") == sum(isinstance(m, nn.Conv2d) for m in first.features.modules())
+    assert convs("/more_features.0/") == sum(isinstance(m, nn.Conv2d) for m in lite1.features.modules())
+    assert any(in_backbone(n.name) and "/more_features.0/" in n.name for n in graph.graph.node)
 
 
 def test_ensemble_graph_runs_the_backbone_once_and_keeps_parity(members, tmp_path):
@@ -152,3 +195,24 @@ def test_int8_variant_of_a_flip_averaged_ensemble_quantises_only_the_shared_back
     for scope in ("/features/stem/", "/members.0/trunk", "/members.1/trunk"):  # as in a plain network
         convs, in_int8 = int8_convs(scope)
         assert convs > 0 and in_int8 == 0, f"{scope} stays float32"
+
+
+@pytest.mark.slow
+def test_members_on_two_backbones_train_on_their_own_caches_and_export_as_one(small_renders, tmp_path):
+    from vantage.train.ensemble import exported_model, member_configs, train_members
+    from vantage.train.trainer import TrainConfig, load_model
+
+    cfg = TrainConfig(data=[str(small_renders)], out=str(tmp_path / "run"), epochs=1, batch_size=8,
+                      augmented_copies=0, progress=False)
+    cfg.model.input_size, cfg.model.head_hidden = SIZE, (32, 16)
+    backbones = ("efficientnet_lite0", "efficientnet_lite1")
+    checkpoints = train_members(cfg, 2, backbones)
+    assert len(list((tmp_path / "run").glob("features-*.pt"))) == 2, "one feature cache per network, in one folder"
+    trained = [load_model(c)[0].config for c in checkpoints]
+    assert [(m.backbone, m.tap) for m in trained] == [("efficientnet_lite0", 14), ("efficientnet_lite1", 19)]
+    model, _ = exported_model(checkpoints, "flip")
+    assert model.net.feature_index == (0, 1) and len(model.net.more_features) == 1
+    bundle = export_bundle(model, tmp_path / "bundle")
+    assert load_metadata(bundle).ensemble_size == 2
+    with pytest.raises(ValueError, match="2 backbones for 3 members"):
+        member_configs(cfg, 3, backbones)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -86,7 +88,7 @@ def test_recipe_holds_models_out_and_measures_the_exported_bundle(tmp_path: Path
     assert result["hypotheses"]["calibration"] == bundle["confidence_calibration"]
 
 
-def test_recipe_refuses_a_bad_input_size_or_member_count_before_rendering(tmp_path: Path) -> None:
+def test_recipe_refuses_a_bad_input_size_member_count_or_backbone_before_rendering(tmp_path: Path) -> None:
     cfg = RecipeConfig(models=str(tmp_path / "repo"), out=str(tmp_path / "out"), input_size=96)
     with pytest.raises(ValueError, match="tap grid 3 that input_size 96 gives"):  # 96 / 32 = 3, not even
         run_recipe(cfg)
@@ -95,3 +97,16 @@ def test_recipe_refuses_a_bad_input_size_or_member_count_before_rendering(tmp_pa
     with pytest.raises(ValueError, match="members must be at least 1"):
         run_recipe(cfg)
     assert not (tmp_path / "out").exists()
+    cfg = RecipeConfig(models=str(tmp_path / "repo"), out=str(tmp_path / "out"),
+                       member_backbones=("efficientnet_lite0", "efficientnet_lite9"))
+    with pytest.raises(ValueError, match="backbone must be one of"):
+        run_recipe(cfg)
+    assert not (tmp_path / "out").exists()
+
+
+def test_recipe_cli_refuses_a_backbone_per_member_that_does_not_match_with_a_message(tmp_path: Path) -> None:
+    res = subprocess.run([sys.executable, "-m", "vantage", "recipe", "reference", "--models", str(tmp_path / "repo"),
+                          "--out", str(tmp_path / "out"), "--members", "3", "--member-backbones",
+                          "efficientnet_lite0", "efficientnet_lite1"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2 and "vantage recipe: 2 backbones for 3 members" in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr and not (tmp_path / "out").exists()

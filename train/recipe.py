@@ -100,6 +100,10 @@ class RecipeConfig:
                                                                                      (0.327, -1.023))
     test_time: str = "flip"
     members: int = 2
+    # Feature network of each member (vantage.train.backbone.EFFICIENTNETS, at its default tap); empty = every
+    # member on `train.model.backbone`. Members on different networks see different frozen features, so they
+    # may err apart where members on one network err together (vantage.train.ensemble).
+    member_backbones: tuple[str, ...] = ()
     workers: int = 2
     split_seed: int = 0
     # Which run of held-out meshes (meshes.hold_out): folds 0, 1, 2 are disjoint on PASCAL3D+'s
@@ -164,20 +168,29 @@ def render_split(cfg: RecipeConfig) -> tuple[list[str], str, list[str]]:
     return train_dirs, str(data / "cad_test"), [spec.model_id for spec in held]
 
 
+def check_recipe(cfg: RecipeConfig) -> None:
+    """Build every member's network once (and set the input size), so that settings the networks cannot
+    take (an input size, an unknown backbone, a backbone per member that does not match `members`) fail
+    with a ValueError here, not after minutes of rendering."""
+    from vantage.train.ensemble import member_configs
+    from vantage.train.model import JointPoseNet
+
+    cfg.train.model.input_size = cfg.input_size
+    if cfg.members < 1:
+        raise ValueError(f"members must be at least 1, got {cfg.members}")
+    for member in member_configs(cfg.train, cfg.members, cfg.member_backbones):
+        JointPoseNet(member.model)
+
+
 def run_recipe(cfg: RecipeConfig) -> dict:
     """Render, train, export and evaluate; returns (and writes to OUT/recipe.json) the measurements."""
     from vantage.export.onnx_export import export_bundle
     from vantage.train.ensemble import exported_model, train_members
     from vantage.train.evaluate import evaluate
     from vantage.train.metrics import format_table
-    from vantage.train.model import JointPoseNet
 
+    check_recipe(cfg)
     tcfg = cfg.train
-    tcfg.model.input_size = cfg.input_size
-    JointPoseNet(tcfg.model)  # an input size the network cannot take fails here, not after minutes of rendering
-    if cfg.members < 1:
-        raise ValueError(f"members must be at least 1, got {cfg.members}")
-
     t0 = time.time()
     out = Path(cfg.out)
     seconds: dict[str, float] = {}
@@ -186,12 +199,13 @@ def run_recipe(cfg: RecipeConfig) -> dict:
 
     t = time.time()
     tcfg.data, tcfg.out = train_dirs, str(out / "run")
-    ckpts = train_members(tcfg, cfg.members)
+    ckpts = train_members(tcfg, cfg.members, cfg.member_backbones)
     seconds["train"] = time.time() - t
 
     t = time.time()
     model, info = exported_model(ckpts, cfg.test_time)
     summary = {"recipe": "reference", "epochs": tcfg.epochs, "head": tcfg.model.head,
+               "backbones": list(cfg.member_backbones) or [tcfg.model.backbone],
                "last_epoch": info["history"][-1] if info["history"] else {}}
     bundle = export_bundle(model, out / "bundle", training=summary, crop_margin=tcfg.crop_margin)
     if cfg.confidence_calibration is not None:

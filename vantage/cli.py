@@ -292,11 +292,18 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 
 def _recipe(args: argparse.Namespace) -> int:
-    from vantage.train.recipe import RecipeConfig, run_recipe
+    from vantage.train.recipe import RecipeConfig, check_recipe, run_recipe
 
-    given = {"input_size": args.input_size, "members": args.members, "fold": args.fold}
-    run_recipe(RecipeConfig(models=args.models, out=args.out, photos=args.photos, workers=args.workers,
-                            **{k: v for k, v in given.items() if v is not None}))
+    given = {"input_size": args.input_size, "members": args.members, "fold": args.fold,
+             "member_backbones": tuple(args.member_backbones) if args.member_backbones else None}
+    cfg = RecipeConfig(models=args.models, out=args.out, photos=args.photos, workers=args.workers,
+                       **{k: v for k, v in given.items() if v is not None})
+    try:  # settings the networks cannot take: a message before any rendering, not a traceback
+        check_recipe(cfg)
+    except ValueError as exc:
+        print(f"vantage recipe: {exc}", file=sys.stderr)
+        return 2
+    run_recipe(cfg)
     return 0
 
 
@@ -370,8 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("export", help="export a checkpoint to a model bundle (ONNX + vantage.json)")
     e.add_argument("--checkpoint", required=True, nargs="+",
-                   help="one checkpoint, or several members of an ensemble over one frozen backbone "
-                        "(vantage.train.ensemble: features run once, poses averaged on SO(3))")
+                   help="one checkpoint, or several members of an ensemble (vantage.train.ensemble: each "
+                        "distinct frozen backbone runs once, poses are voted on SO(3))")
     e.add_argument("--out", required=True, help="bundle folder")
     e.add_argument("--test-time", choices=("none", "flip"), default="none",
                    help="flip: the graph also runs the mirrored crop and averages the poses on SO(3) (more "
@@ -509,6 +516,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "views are rendered at 1.25x it (default: RecipeConfig's, 192)")
     c.add_argument("--members", type=int,
                    help="ensemble members trained side by side, one process each (default: RecipeConfig's, 2)")
+    c.add_argument("--member-backbones", nargs="+", metavar="BACKBONE",
+                   help="feature network of each member, one per member (e.g. efficientnet_lite0 efficientnet_lite1; "
+                        "default: all on efficientnet_lite0)")
     c.add_argument("--fold", type=int,
                    help="which mesh of each category is held out for the test (default 0); folds 0, 1, 2 hold out "
                         "disjoint meshes of the PASCAL3D+ repository: how much the figures depend on that choice")
