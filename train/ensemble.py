@@ -17,7 +17,8 @@ Members may also sit on different feature networks (another EfficientNet-Lite:
 `train_members(backbones=...)`, `RecipeConfig.member_backbones`), whose frozen
 features differ and so may err apart: the graph then runs each distinct network
 once (the first as `features`, the others as `more_features.<j>`), and members
-that share one share its pass.
+that share one share its pass. A Lite0 and a Lite1 member in the reference recipe
+were no better than two Lite0 members (figures in `RecipeConfig.member_backbones`).
 
 `exported_model` builds what the bundle graph computes from checkpoints: one
 network or an ensemble, optionally flip-averaged (vantage.train.test_time);
