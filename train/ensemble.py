@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from vantage.train.model import JointPoseNet
+from vantage.train.model import JointPoseNet, ModelConfig
 from vantage.train.hypotheses import AGREE_DEG, Looks, conclude
 from vantage.train.test_time import with_test_time
 from vantage.train.trainer import TrainConfig, load_model, prepare_feature_cache, train
@@ -127,6 +127,11 @@ def member_configs(cfg: TrainConfig, members: int, backbones: Sequence[str] = ()
             for i in range(members)]
 
 
+def distinct_models(cfgs: Sequence[TrainConfig]) -> list[ModelConfig]:
+    """The members' different architectures, once each (members alike by default share one)."""
+    return list({json.dumps(c.model.to_dict()): c.model for c in cfgs}.values())
+
+
 def train_members(cfg: TrainConfig, members: int, backbones: Sequence[str] = ()) -> list[Path]:
     """Train `members` networks side by side, one process each, on shared feature caches; their checkpoints.
 
@@ -143,7 +148,7 @@ def train_members(cfg: TrainConfig, members: int, backbones: Sequence[str] = ())
     if members == 1 and not backbones:
         return [train(cfg)]
     cfgs = member_configs(cfg, members, backbones)
-    for model in {json.dumps(c.model.to_dict()): c.model for c in cfgs}.values():
+    for model in distinct_models(cfgs):
         prepare_feature_cache(replace(cfgs[0], out=cfg.out, model=model))
     print(f"training {members} ensemble members side by side (progress of member 0)", flush=True)
     with ProcessPoolExecutor(members, mp_context=multiprocessing.get_context("spawn")) as pool:

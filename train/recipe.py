@@ -173,17 +173,17 @@ def render_split(cfg: RecipeConfig) -> tuple[list[str], str, list[str]]:
 
 
 def check_recipe(cfg: RecipeConfig) -> None:
-    """Build every member's network once (and set the input size), so that settings the networks cannot
+    """Build each distinct member network once (and set the input size), so that settings the networks cannot
     take (an input size, an unknown backbone, a backbone per member that does not match `members`) fail
     with a ValueError here, not after minutes of rendering."""
-    from vantage.train.ensemble import member_configs
+    from vantage.train.ensemble import distinct_models, member_configs
     from vantage.train.model import JointPoseNet
 
     cfg.train.model.input_size = cfg.input_size
     if cfg.members < 1:
         raise ValueError(f"members must be at least 1, got {cfg.members}")
-    for member in member_configs(cfg.train, cfg.members, cfg.member_backbones):
-        JointPoseNet(member.model)
+    for model in distinct_models(member_configs(cfg.train, cfg.members, cfg.member_backbones)):
+        JointPoseNet(model)
 
 
 def run_recipe(cfg: RecipeConfig) -> dict:
