@@ -133,10 +133,10 @@ def test_ensemble_refuses_too_few_members_or_another_input_size(members):
 
 def test_ensemble_on_two_feature_networks_runs_each_once_and_keeps_parity(members, tmp_path):
     first, second = members
-    bundle = export_bundle(FlipAveraged(PoseEnsemble([first, _on_another_backbone(second)])), tmp_path / "two")
+    lite1 = _on_another_backbone(second)
+    bundle = export_bundle(FlipAveraged(PoseEnsemble([first, lite1])), tmp_path / "two")
     assert load_metadata(bundle).training["export_parity_max_abs_diff"]["rotation"] < 1e-4
     graph = onnx.load(str(bundle / "model.onnx"))
-    lite1 = _on_another_backbone(first)
 
     def convs(scope):
         return sum(n.op_type == "Conv" and scope in n.name for n in graph.graph.node)
