@@ -57,6 +57,32 @@ def test_training_reduces_pose_loss_and_resumes(dataset, tmp_path):
         train(_cfg(dataset, other, epochs=6))
 
 
+def test_a_run_with_an_average_loads_the_average_and_resumes_exactly(dataset, tmp_path):
+    cfg = _cfg(dataset, tmp_path / "whole", epochs=3)
+    cfg.average_epochs = 1.0
+    raw = torch.load(train(cfg), weights_only=True)
+    averaged = raw["averaged"]
+    assert averaged.keys() and not any(k.startswith("features.") for k in averaged)
+    model, _ = load_model(tmp_path / "whole" / "checkpoint.pt")
+    state = model.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in averaged.items())
+    assert any(not torch.equal(raw["model"][k], v) for k, v in averaged.items())  # the average is not the last step
+
+    cut = _cfg(dataset, tmp_path / "cut", epochs=3)
+    cut.average_epochs = 1.0
+    train(cut, stop_after=1)
+    resumed = torch.load(train(cut), weights_only=True)["averaged"]
+    assert all(torch.allclose(resumed[k], v, atol=1e-5) for k, v in averaged.items())
+    log = json.loads((tmp_path / "cut" / "log.json").read_text())
+    assert [h["epoch"] for h in log] == [1, 2, 3]
+
+    plain = _cfg(dataset, tmp_path / "plain", epochs=3)
+    train(plain, stop_after=1)
+    plain.average_epochs = 1.0
+    with pytest.raises(ValueError, match="without a weight average"):
+        train(plain)
+
+
 def test_balanced_order_equalises_categories():
     labels = np.array([0] * 90 + [1] * 10)
     order = balanced_order(labels, np.random.default_rng(0))

@@ -39,6 +39,7 @@ from vantage.train.keyposes import assign, kmeans, pose_targets
 from vantage.train.losses import Targets, coordinate_loss, joint_loss
 from vantage.train.model import JointPoseNet, ModelConfig
 from vantage.train.symmetry import ZSymmetry, canonical_rotations
+from vantage.train.weight_average import WeightAverage, decay_per_step
 
 PROTOCOLS = ("compact", "pose_first", "balanced")
 MIRROR = np.diag([-1.0, 1.0, 1.0])  # x ↦ −x, in the camera and in the object frame
@@ -82,6 +83,9 @@ class TrainConfig:
     # Weight of the object-coordinate auxiliary loss (vantage.train.losses.coordinate_loss), added to the
     # pose loss whenever the trunk trains; used only by models with ModelConfig.coordinates.
     coordinate_weight: float = 1.0
+    # Exponential moving average of the trained weights (vantage.train.weight_average), its time constant in
+    # epochs; the checkpoint keeps both, `load_model` answers with the average. 0 = off.
+    average_epochs: float = 0.0
     threads: int = 0  # torch threads (0 = default); 1 on a busy shared CPU: 2 threads ran 16× slower per step there
     progress: bool = True
 
@@ -295,11 +299,13 @@ def _batch(t: Targets, index: torch.Tensor, dev: torch.device) -> Targets:
     return Targets(*(None if v is None else v[index].to(dev) for v in t))
 
 
-def save_checkpoint(path: Path, model: JointPoseNet, opt, sched, epoch: int, cfg: TrainConfig, history: list) -> None:
+def save_checkpoint(path: Path, model: JointPoseNet, opt, sched, epoch: int, cfg: TrainConfig, history: list,
+                    average: WeightAverage | None = None) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(
         {
             "model": model.state_dict(),
+            **({"averaged": average.state_dict()} if average else {}),
             "optimizer": opt.state_dict(),
             "scheduler": sched.state_dict(),
             "epoch": epoch,
@@ -318,7 +324,7 @@ def load_model(path: str | Path, map_location: str = "cpu") -> tuple[JointPoseNe
     cfg = TrainConfig.from_dict(json.loads(ckpt["config"]))
     model_cfg = ModelConfig.from_dict({**cfg.model.to_dict(), "pretrained": False, "backbone_weights": None})
     model = JointPoseNet(model_cfg)
-    model.load_state_dict(ckpt["model"])
+    model.load_state_dict({**ckpt["model"], **ckpt.get("averaged", {})})
     model.eval()
     info = {"config": cfg, "epoch": ckpt["epoch"], "history": json.loads(ckpt["history"])}
     return model, info
@@ -369,6 +375,7 @@ class Step(NamedTuple):
     cfg: TrainConfig
     phase: Phase
     simple: bool  # M_G warm-up as M_S
+    average: WeightAverage | None  # TrainConfig.average_epochs
 
 
 def train(cfg: TrainConfig, resume: bool = True, stop_after: int | None = None) -> Path:
@@ -383,7 +390,8 @@ def train(cfg: TrainConfig, resume: bool = True, stop_after: int | None = None) 
         return _train(cfg, ranks, resume, stop_after)
 
 
-def _restore(path: Path, model: JointPoseNet, opt, sched, cfg: TrainConfig, dev: torch.device) -> tuple[int, list]:
+def _restore(path: Path, model: JointPoseNet, opt, sched, cfg: TrainConfig, dev: torch.device,
+             average: WeightAverage | None) -> tuple[int, list]:
     """Load a checkpoint into the run's state; returns (first epoch to train, history so far)."""
     ckpt = torch.load(path, map_location=dev, weights_only=True)
     saved_epochs = json.loads(ckpt["config"])["epochs"]
@@ -396,6 +404,10 @@ def _restore(path: Path, model: JointPoseNet, opt, sched, cfg: TrainConfig, dev:
     torch.set_rng_state(ckpt["torch_rng"])
     opt.load_state_dict(ckpt["optimizer"])
     sched.load_state_dict(ckpt["scheduler"])
+    if average:
+        if "averaged" not in ckpt:
+            raise ValueError(f"{path} was trained without a weight average (average_epochs): restart the run to average")
+        average.load_state_dict(ckpt["averaged"])
     return int(ckpt["epoch"]) + 1, json.loads(ckpt["history"])
 
 
@@ -473,10 +485,11 @@ def _train(cfg: TrainConfig, ranks: Ranks, resume: bool, stop_after: int | None)
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = int(math.ceil(balanced_epoch_length(labels) / cfg.batch_size))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.15)
+    average = WeightAverage(model, decay_per_step(cfg.average_epochs, steps_per_epoch)) if cfg.average_epochs else None
     start, history = 0, []
     ckpt_path = out / CHECKPOINT
     if resume and ckpt_path.is_file():
-        start, history = _restore(ckpt_path, model, opt, sched, cfg, dev)
+        start, history = _restore(ckpt_path, model, opt, sched, cfg, dev, average)
     rng = np.random.default_rng(run_seed)
     for _ in range(start):  # keep the sampling stream identical after a resume
         balanced_order(labels, rng), rng.integers(0, feats.shape[0], len(samples))
@@ -491,13 +504,14 @@ def _train(cfg: TrainConfig, ranks: Ranks, resume: bool, stop_after: int | None)
         t0 = time.time()
         bar = tqdm(total=len(order), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not (cfg.progress and ranks.main),
                    unit="img")
-        step = Step(model, forward_features(model, ranks), opt, sched, cfg, phase, epoch < cfg.simple_warmup_epochs)
+        step = Step(model, forward_features(model, ranks), opt, sched, cfg, phase, epoch < cfg.simple_warmup_epochs,
+                    average)
         sums = all_sum(_run_epoch(step, data, order, copy_of, ranks, bar), ranks, dev)
         bar.close()
         check_replicas(params, ranks, epoch)
         history.append(_epoch_record(epoch, phase, sums, sched.get_last_lr()[0], time.time() - t0))
         if ranks.main:
-            save_checkpoint(ckpt_path, model, opt, sched, epoch, cfg, history)
+            save_checkpoint(ckpt_path, model, opt, sched, epoch, cfg, history, average)
     if ranks.main:
         write_curves(history, out)
     return ckpt_path
@@ -535,6 +549,8 @@ def _run_epoch(
         (loss * (ranks.world * len(part) / (sl.stop - sl.start))).backward()
         step.opt.step()
         step.sched.step()
+        if step.average:
+            step.average.update(step.model)
         n = len(idx)
         sums["loss"] += loss.item() * n
         sums["pose_loss"] += pl.item() * n
