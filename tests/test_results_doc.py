@@ -7,7 +7,7 @@ import json
 import statistics
 from pathlib import Path
 
-from vantage.train.results_doc import DOCS, folds_section, plot_folds
+from vantage.train.results_doc import DOCS, folds_section, plot_folds, seed_reruns, seeds_section
 
 
 def _runs() -> list[dict]:
@@ -42,6 +42,22 @@ def test_folds_table_gives_each_fold_and_their_mean_and_spread() -> None:
     assert "- Fold 1: re-exported." in folds_section(runs), "a run measured again says so under the table"
 
 
+def test_seeds_table_sets_each_rerun_beside_its_fold_and_gives_the_largest_difference() -> None:
+    runs = _runs()
+    rerun = copy.deepcopy(runs[1])  # fold 0 trained again
+    rerun["member_shift"] = 2
+    rerun["overall"]["med_err"] += 1.5
+    rerun["overall"]["acc_pi6"] -= 0.02
+    lines = seeds_section(runs, [rerun])
+    text = "\n".join(lines)
+    assert "| 0 | members 0-1 |" in text and "| 0 | members 2-3 |" in text, "the stored run, then the rerun"
+    diff = next(line for line in lines if line.startswith("| 0 | difference |")).split(" | ")
+    assert diff[2:5] == ["1.5", "0.020", "0.000"]
+    assert "Largest difference over the folds: MedErr° (all) " in text and "Acc@π/6 (all) 0.020" in text
+    assert not any(line.startswith("| 1 |") for line in lines), "a fold without a rerun has no row"
+    assert seeds_section(runs, []) == [] and seeds_section(runs[:1], [rerun]) == [], "a rerun needs its fold's run"
+
+
 def test_results_md_is_built_from_the_stored_folds() -> None:
     from vantage.train.results_doc import build
 
@@ -51,6 +67,7 @@ def test_results_md_is_built_from_the_stored_folds() -> None:
     assert (DOCS / "RESULTS.md").read_text() == md, "docs/RESULTS.md is stale: python -m vantage.train.results_doc"
     for path in folds:
         assert f"| {json.loads(Path(path).read_text())['config']['fold']} |" in md
+    assert ("Run-to-run noise" in md) == bool(seed_reruns())
 
 
 def test_folds_plot_is_a_png(tmp_path: Path) -> None:

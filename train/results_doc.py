@@ -3,7 +3,9 @@
 Reads `docs/results/ablation/*.json` (written by `vantage.train.ablation`),
 `docs/results/reference.json` (a copy of the reference recipe's `recipe.json`) and
 `docs/results/folds/*.json` (the recipe's `recipe.json` of other held-out folds,
-`vantage recipe reference --fold K`) and `docs/results/off_axis/off_axis.json` and `roll.json`
+`vantage recipe reference --fold K`), `docs/results/seeds/*.json` (the recipe's `recipe.json` trained again on a
+fold's renders and feature cache with other training seeds, `member_shift` naming them) and
+`docs/results/off_axis/off_axis.json` and `roll.json`
 (`vantage.train.off_axis_bench`) and writes the tables, among them the image-graphics paper's from-scratch vs
 transfer comparison (Sec. 4) by camera-position error. Usage: python -m vantage.train.results_doc
 """
@@ -127,6 +129,48 @@ def _column(r: dict, part: str, key: str | int) -> float:
     if part == "hypotheses":  # key: k of best of the first k (vantage.train.metrics.hypothesis_report)
         return next(b["acc_pi6"] for b in r["hypotheses"]["best_of"] if b["k"] == key)
     return r["symmetry"]["overall"][key] if part == "symmetry" else r[part][key]
+
+
+def seed_reruns() -> list[dict]:
+    """docs/results/seeds/*.json: reference-recipe runs trained again with other training seeds."""
+    return [json.loads(p.read_text()) for p in sorted((DOCS / "results" / "seeds").glob("*.json"))]
+
+
+def _seeds(r: dict) -> str:
+    """Which training seeds a run's members had: member i trains as member i + `member_shift` (its
+    initialisation and batch order; vantage.train.trainer), on the same renders and augmented features."""
+    first = r.get("member_shift", 0)
+    return f"members {first}-{first + r['config']['members'] - 1}"
+
+
+def seeds_section(runs: list[dict], reruns: list[dict]) -> list[str]:
+    """Run-to-run noise: each rerun beside the stored run of its fold and their difference per figure, then the
+    largest difference over the folds: what a lever has to beat on one run before it counts; empty without
+    a rerun of a stored fold."""
+    by_fold = {_fold(r): r for r in runs}
+    pairs = [(by_fold[_fold(r)], r) for r in sorted(reruns, key=_fold) if _fold(r) in by_fold]
+    if not pairs:
+        return []
+    head = ("| fold | training seeds | " + " | ".join(label for label, *_ in FOLD_COLUMNS) + " |\n|---|---|" +
+            "---|" * len(FOLD_COLUMNS))
+    rows, gaps = [], []
+    for stored, rerun in pairs:
+        for r in (stored, rerun):
+            rows.append(f"| {_fold(r)} | {_seeds(r)} | " +
+                        " | ".join(fmt.format(_column(r, part, key)) for _, part, key, fmt in FOLD_COLUMNS) + " |")
+        gaps.append([abs(_column(rerun, part, key) - _column(stored, part, key)) for _, part, key, _ in FOLD_COLUMNS])
+        rows.append(f"| {_fold(rerun)} | difference | " +
+                    " | ".join(fmt.format(g) for g, (*_, fmt) in zip(gaps[-1], FOLD_COLUMNS)) + " |")
+    largest = ", ".join(f"{label} {fmt.format(max(g[i] for g in gaps))}"
+                        for i, (label, _, _, fmt) in enumerate(FOLD_COLUMNS[:4]))
+    return [
+        "### Run-to-run noise", "",
+        "The same recipe trained again on the same fold's renders and cached augmented features, with other "
+        "training seeds only (the members' initialisation and batch order): how far one run's figures move "
+        "when nothing is changed.", "", head, *rows, "",
+        f"Largest difference over the folds: {largest}. A lever measured on one run per fold is noise unless it "
+        "moves the figures further than this, on every fold.", "",
+    ]
 
 
 def folds_section(runs: list[dict]) -> list[str]:
@@ -331,7 +375,7 @@ def build(results_dir: Path = RESULTS) -> str:
             *elevation_section(r, "###", with_plot=False), *hypothesis_section(r, "###", with_plot=False),
             *calibration_section(r), "",
         ]
-        lines += folds_section(runs)
+        lines += folds_section(runs) + seeds_section(runs, seed_reruns())
     off_axis = DOCS / OFF_AXIS / "off_axis.json"
     lines += off_axis_section(json.loads(off_axis.read_text()) if off_axis.is_file() else None)
     roll = DOCS / OFF_AXIS / "roll.json"
