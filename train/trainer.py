@@ -88,7 +88,8 @@ class TrainConfig:
     # reference recipe (folds 0 and 1 side by side from their renders and feature caches, 63 min each): fold 0
     # MedErr 16.5° / Acc@π/6 0.667 / cat-acc 0.881 vs 15.3° / 0.669 / 0.908 (symmetry-reduced 13.4° / 0.769 vs
     # 12.9° / 0.786), fold 1 19.8° / 0.614 / 0.783 vs 18.2° / 0.639 / 0.778 (13.5° / 0.775 vs 13.5° / 0.778):
-    # the one-cycle schedule's annealed end already settles the weights, and the average adds nothing.
+    # worse on both folds, by a little more than other training seeds move them (0.6° and 0.9°: RESULTS.md's
+    # run-to-run noise); the one-cycle schedule's annealed end already settles the weights.
     average_epochs: float = 0.0
     threads: int = 0  # torch threads (0 = default); 1 on a busy shared CPU: 2 threads ran 16× slower per step there
     progress: bool = True
