@@ -110,3 +110,35 @@ def test_recipe_cli_refuses_a_backbone_per_member_that_does_not_match_with_a_mes
                           "efficientnet_lite0", "efficientnet_lite1"], capture_output=True, text=True, timeout=300)
     assert res.returncode == 2 and "vantage recipe: 2 backbones for 3 members" in res.stderr, res.stderr
     assert "Traceback" not in res.stderr and not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_recipe_with_nothing_held_out_trains_on_every_mesh_and_says_it_evaluated_nothing(tmp_path: Path) -> None:
+    cfg = RecipeConfig(models=str(_repository(tmp_path / "repo", 2)), out=str(tmp_path / "out"), cad_views=4,
+                       builtin_instances=0, input_size=64, workers=1, members=1, held_out_per_category=0)
+    cfg.train.epochs = 1
+    cfg.train.augmented_copies = 1
+    cfg.train.model.categories = list(CATEGORIES)
+    cfg.train.model.num_bins = 4
+    result = run_recipe(cfg)
+
+    data = tmp_path / "out" / "data"
+    train_models = {json.loads(line)["model_id"] for line in (data / "cad_train" / "manifest.jsonl").open()}
+    assert len(train_models) == 2 * len(CATEGORIES), "every mesh trains, including each category's would-be test one"
+    assert not (data / "cad_test").exists() and not (tmp_path / "out" / "eval").exists()
+    assert result["evaluated"] is False and result["held_out"] == [] and "overall" not in result
+    assert "docs/RESULTS.md" in result["figures"]
+    written = json.loads((tmp_path / "out" / "recipe.json").read_text())
+    assert {k: written[k] for k in ("evaluated", "held_out", "figures", "bundle")} == {
+        k: result[k] for k in ("evaluated", "held_out", "figures", "bundle")}
+    assert written["config"]["held_out_per_category"] == 0
+    bundle = json.loads((Path(result["bundle"]) / "vantage.json").read_text())
+    assert bundle["categories"] == list(CATEGORIES) and bundle["confidence_calibration"]["answer"]
+
+
+def test_recipe_cli_refuses_a_negative_held_out_count_with_a_message(tmp_path: Path) -> None:
+    res = subprocess.run([sys.executable, "-m", "vantage", "recipe", "reference", "--models", str(tmp_path / "repo"),
+                          "--out", str(tmp_path / "out"), "--held-out", "-1"], capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == 2 and "vantage recipe: held_out_per_category must be 0 or more, got -1" in res.stderr
+    assert "Traceback" not in res.stderr and not (tmp_path / "out").exists()

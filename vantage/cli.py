@@ -295,6 +295,7 @@ def _recipe(args: argparse.Namespace) -> int:
     from vantage.train.recipe import RecipeConfig, check_recipe, run_recipe
 
     given = {"input_size": args.input_size, "members": args.members, "fold": args.fold,
+             "held_out_per_category": args.held_out,
              "member_backbones": tuple(args.member_backbones) if args.member_backbones else None}
     cfg = RecipeConfig(models=args.models, out=args.out, photos=args.photos, workers=args.workers,
                        **{k: v for k, v in given.items() if v is not None})
@@ -522,6 +523,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--fold", type=int,
                    help="which mesh of each category is held out for the test (default 0); folds 0, 1, 2 hold out "
                         "disjoint meshes of the PASCAL3D+ repository: how much the figures depend on that choice")
+    c.add_argument("--held-out", type=int, metavar="N",
+                   help="meshes held out per category for the test (default 1); 0 trains on every mesh and "
+                        "evaluates nothing: the bundle to ship once the folds have measured the recipe")
     c.set_defaults(func=_recipe)
 
     d = sub.add_parser("demo", help="live pose overlay on camera, video or synthetic frames: axes, and the "
