@@ -1,6 +1,7 @@
 """Training on real renders: the loss falls, checkpoints resume and load safely, YAML configs apply."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +82,21 @@ def test_a_run_with_an_average_loads_the_average_and_resumes_exactly(dataset, tm
     plain.average_epochs = 1.0
     with pytest.raises(ValueError, match="without a weight average"):
         train(plain)
+
+
+def test_sharpness_aware_steps_train_other_weights_that_still_learn_and_a_negative_radius_is_refused(dataset, tmp_path):
+    plain = torch.load(train(_cfg(dataset, tmp_path / "plain", epochs=3)), weights_only=True)
+    cfg = _cfg(dataset, tmp_path / "sam", epochs=3)
+    cfg.sam_rho = 0.05
+    sam = torch.load(train(cfg), weights_only=True)
+    log = json.loads((tmp_path / "sam" / "log.json").read_text())
+    assert log[-1]["pose_loss"] < log[0]["pose_loss"]
+    trained = [k for k in plain["model"] if not k.startswith("features.") and plain["model"][k].is_floating_point()]
+    assert any(not torch.equal(plain["model"][k], sam["model"][k]) for k in trained)
+    assert all(torch.equal(plain["model"][k], sam["model"][k]) for k in plain["model"] if k.startswith("features."))
+    cfg.sam_rho = -0.1
+    with pytest.raises(ValueError, match="sam_rho must be 0"):
+        train(replace(cfg, out=str(tmp_path / "bad")))
 
 
 def test_balanced_order_equalises_categories():

@@ -38,6 +38,7 @@ from vantage.train.distributed import (
 from vantage.train.keyposes import assign, kmeans, pose_targets
 from vantage.train.losses import Targets, coordinate_loss, joint_loss
 from vantage.train.model import JointPoseNet, ModelConfig
+from vantage.train.sharpness import perturbed
 from vantage.train.symmetry import ZSymmetry, canonical_rotations
 from vantage.train.weight_average import WeightAverage, decay_per_step
 
@@ -91,6 +92,9 @@ class TrainConfig:
     # worse on both folds, by a little more than other training seeds move them (0.6° and 0.9°: RESULTS.md's
     # run-to-run noise); the one-cycle schedule's annealed end already settles the weights.
     average_epochs: float = 0.0
+    # Sharpness-aware minimisation (vantage.train.sharpness): each step's gradient taken at the worst weights
+    # within this L2 radius of the trained ones, for flat minima; twice the compute per step. 0 = off.
+    sam_rho: float = 0.0
     threads: int = 0  # torch threads (0 = default); 1 on a busy shared CPU: 2 threads ran 16× slower per step there
     progress: bool = True
 
@@ -476,6 +480,8 @@ def _train(cfg: TrainConfig, ranks: Ranks, resume: bool, stop_after: int | None)
     samples = training_samples(cfg)
     if cfg.protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {cfg.protocol!r}")
+    if cfg.sam_rho < 0:
+        raise ValueError(f"sam_rho must be 0 (off) or more, got {cfg.sam_rho}")
     model = JointPoseNet(cfg.model).to(dev)
     cache = main_first(ranks, lambda: cached_features(model, samples, cfg))
     feats, flipped = cache.features, cache.flipped
@@ -535,23 +541,17 @@ def _run_epoch(
         part = shard(sl.start, sl.stop, ranks)
         idx, copy = torch.from_numpy(order[part]), torch.from_numpy(copy_of[part])
         x = data.feats[copy, idx].to(dev).float()
-        with torch.autocast(dev.type, enabled=dev.type == "cuda"):
-            logits, heads, *aux = step.forward(x, coords)
-        heads = type(heads)(*(None if v is None else v.float() for v in heads))
-        pl, ce, err = joint_loss(
-            step.model, logits.float(), heads, _batch(data.targets, copy * data.feats.shape[1] + idx, dev),
-            data.cats[idx].to(dev), phase.oracle, cfg.alpha, step.simple,
-        )
-        # CE is weighed by λ only where it shares trainable parts with the pose loss
-        ce_weight = (cfg.lambda_category if phase.pose and phase.trunk else 1.0) if phase.category else 0.0
-        loss = (pl if phase.pose else 0.0) + ce_weight * ce
-        if coords:
-            cl = coordinate_loss(aux[0].float(), data.coordinates[copy, idx].to(dev).float())
-            loss = loss + cfg.coordinate_weight * cl
-            sums["coord_loss"] += cl.item() * len(idx)
+        scale = ranks.world * len(part) / (sl.stop - sl.start)
+        loss, pl, ce, err, logits, cl = _step_losses(step, data, x, copy, idx, coords)
         step.opt.zero_grad(set_to_none=True)
         # DDP averages the processes' gradients: weighing each by its share of the batch gives the batch mean's
-        (loss * (ranks.world * len(part) / (sl.stop - sl.start))).backward()
+        (loss * scale).backward()
+        if cfg.sam_rho:  # the step takes the gradient at the worst weights within ρ (vantage.train.sharpness)
+            with perturbed([p for g in step.opt.param_groups for p in g["params"]], cfg.sam_rho, step.model):
+                step.opt.zero_grad(set_to_none=True)
+                (_step_losses(step, data, x, copy, idx, coords)[0] * scale).backward()
+        if coords:
+            sums["coord_loss"] += cl.item() * len(idx)
         step.opt.step()
         step.sched.step()
         if step.average:
@@ -566,6 +566,27 @@ def _run_epoch(
         bar.update(sl.stop - sl.start)
         bar.set_postfix(pose=f"{math.degrees(err.item()):.1f}°", ce=f"{ce.item():.2f}")
     return sums
+
+
+def _step_losses(step: Step, data: TrainingData, x: torch.Tensor, copy: torch.Tensor, idx: torch.Tensor,
+                 coords: bool) -> tuple[torch.Tensor, ...]:
+    """One forward pass of a batch: (total loss, pose loss, cross-entropy, pose error, logits, coordinate loss)."""
+    cfg, phase, dev = step.cfg, step.phase, x.device
+    with torch.autocast(dev.type, enabled=dev.type == "cuda"):
+        logits, heads, *aux = step.forward(x, coords)
+    heads = type(heads)(*(None if v is None else v.float() for v in heads))
+    pl, ce, err = joint_loss(
+        step.model, logits.float(), heads, _batch(data.targets, copy * data.feats.shape[1] + idx, dev),
+        data.cats[idx].to(dev), phase.oracle, cfg.alpha, step.simple,
+    )
+    # CE is weighed by λ only where it shares trainable parts with the pose loss
+    ce_weight = (cfg.lambda_category if phase.pose and phase.trunk else 1.0) if phase.category else 0.0
+    loss = (pl if phase.pose else 0.0) + ce_weight * ce
+    cl = torch.zeros(())
+    if coords:
+        cl = coordinate_loss(aux[0].float(), data.coordinates[copy, idx].to(dev).float())
+        loss = loss + cfg.coordinate_weight * cl
+    return loss, pl, ce, err, logits, cl
 
 
 def _epoch_record(epoch: int, phase: Phase, sums: dict[str, float], lr: float, seconds: float) -> dict:
