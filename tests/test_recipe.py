@@ -64,6 +64,7 @@ def test_recipe_holds_models_out_and_measures_the_exported_bundle(tmp_path: Path
     bundle = json.loads((Path(result["bundle"]) / "vantage.json").read_text())
     assert bundle["input_size"] == 64 and bundle["categories"] == list(CATEGORIES) and bundle["test_time"] == "flip"
     assert bundle["ensemble_size"] == 2  # trained side by side in two processes on one feature cache
+    assert sorted(bundle["training"]["held_out"]) == sorted(test_models)
     run = tmp_path / "out" / "run"
     assert len(list(run.glob("features-*.pt"))) == 1
     assert all((run / f"member{i}" / "checkpoint.pt").is_file() and not list((run / f"member{i}").glob("features-*"))
@@ -133,7 +134,7 @@ def test_recipe_with_nothing_held_out_trains_on_every_mesh_and_says_it_evaluated
         k: result[k] for k in ("evaluated", "held_out", "figures", "bundle")}
     assert written["config"]["held_out_per_category"] == 0
     bundle = json.loads((Path(result["bundle"]) / "vantage.json").read_text())
-    assert bundle["categories"] == list(CATEGORIES) and bundle["confidence_calibration"]["answer"]
+    assert bundle["categories"] == list(CATEGORIES) and bundle["confidence_calibration"]["answer"] and bundle["training"]["held_out"] == []
 
 
 def test_recipe_cli_refuses_a_negative_held_out_count_with_a_message(tmp_path: Path) -> None:

@@ -218,7 +218,8 @@ def run_recipe(cfg: RecipeConfig) -> dict:
     model, info = exported_model(ckpts, cfg.test_time)
     summary = {"recipe": "reference", "epochs": tcfg.epochs, "head": tcfg.model.head,
                "backbones": list(cfg.member_backbones) or [tcfg.model.backbone],
-               "last_epoch": info["history"][-1] if info["history"] else {}}
+               "last_epoch": info["history"][-1] if info["history"] else {},
+               "held_out": held_out}  # the meshes it never saw: where a user can measure it on unseen models
     bundle = export_bundle(model, out / "bundle", training=summary, crop_margin=tcfg.crop_margin)
     if cfg.confidence_calibration is not None:
         answer, alternatives = cfg.confidence_calibration
