@@ -137,9 +137,13 @@ def test_recipe_with_nothing_held_out_trains_on_every_mesh_and_says_it_evaluated
     assert bundle["categories"] == list(CATEGORIES) and bundle["confidence_calibration"]["answer"] and bundle["training"]["held_out"] == []
 
 
-def test_recipe_cli_refuses_a_negative_held_out_count_with_a_message(tmp_path: Path) -> None:
+def test_recipe_refuses_a_negative_held_out_count_and_a_fold_with_nothing_held_out(tmp_path: Path) -> None:
     res = subprocess.run([sys.executable, "-m", "vantage", "recipe", "reference", "--models", str(tmp_path / "repo"),
                           "--out", str(tmp_path / "out"), "--held-out", "-1"], capture_output=True, text=True,
                          timeout=300)
     assert res.returncode == 2 and "vantage recipe: held_out_per_category must be 0 or more, got -1" in res.stderr
     assert "Traceback" not in res.stderr and not (tmp_path / "out").exists()
+    cfg = RecipeConfig(models=str(tmp_path / "repo"), out=str(tmp_path / "out"), held_out_per_category=0, fold=1)
+    with pytest.raises(ValueError, match="fold 1 picks which meshes are held out, but held_out_per_category 0"):
+        run_recipe(cfg)
+    assert not (tmp_path / "out").exists()

@@ -193,6 +193,8 @@ def check_recipe(cfg: RecipeConfig) -> None:
     cfg.train.model.input_size = cfg.input_size
     if cfg.held_out_per_category < 0:
         raise ValueError(f"held_out_per_category must be 0 or more, got {cfg.held_out_per_category}")
+    if cfg.held_out_per_category == 0 and cfg.fold:
+        raise ValueError(f"fold {cfg.fold} picks which meshes are held out, but held_out_per_category 0 holds none out")
     if cfg.members < 1:
         raise ValueError(f"members must be at least 1, got {cfg.members}")
     for model in distinct_models(member_configs(cfg.train, cfg.members, cfg.member_backbones)):
