@@ -26,17 +26,22 @@ def _repository(root: Path, per_category: int = 2) -> Path:
     return root
 
 
+def _run_small(cfg: RecipeConfig) -> dict:
+    """The recipe with one epoch of a small network on one augmented copy: the whole path, in seconds."""
+    cfg.train.epochs = 1
+    cfg.train.augmented_copies = 1
+    cfg.train.model.categories = list(CATEGORIES)
+    cfg.train.model.num_bins = 4
+    return run_recipe(cfg)
+
+
 @pytest.mark.slow
 def test_recipe_holds_models_out_and_measures_the_exported_bundle(tmp_path: Path) -> None:
     cfg = RecipeConfig(models=str(_repository(tmp_path / "repo", 3)), out=str(tmp_path / "out"), cad_views=6,
                        cad_shapes=2, cad_hybrids=1, hybrid_views=2, builtin_instances=0, test_views=3, input_size=64,
                        workers=1,
                        train_elevation_range=(-30.0, 70.0), train_theta_std=30.0)
-    cfg.train.epochs = 1
-    cfg.train.augmented_copies = 1
-    cfg.train.model.categories = list(CATEGORIES)
-    cfg.train.model.num_bins = 4
-    result = run_recipe(cfg)
+    result = _run_small(cfg)
 
     data = tmp_path / "out" / "data"
     train_models = {json.loads(line)["model_id"] for line in (data / "cad_train" / "manifest.jsonl").open()}
@@ -117,11 +122,7 @@ def test_recipe_cli_refuses_a_backbone_per_member_that_does_not_match_with_a_mes
 def test_recipe_with_nothing_held_out_trains_on_every_mesh_and_says_it_evaluated_nothing(tmp_path: Path) -> None:
     cfg = RecipeConfig(models=str(_repository(tmp_path / "repo", 2)), out=str(tmp_path / "out"), cad_views=4,
                        builtin_instances=0, input_size=64, workers=1, members=1, held_out_per_category=0)
-    cfg.train.epochs = 1
-    cfg.train.augmented_copies = 1
-    cfg.train.model.categories = list(CATEGORIES)
-    cfg.train.model.num_bins = 4
-    result = run_recipe(cfg)
+    result = _run_small(cfg)
 
     data = tmp_path / "out" / "data"
     train_models = {json.loads(line)["model_id"] for line in (data / "cad_train" / "manifest.jsonl").open()}
