@@ -99,6 +99,22 @@ def test_sharpness_aware_steps_train_other_weights_that_still_learn_and_a_negati
         train(replace(cfg, out=str(tmp_path / "bad")))
 
 
+def test_category_label_smoothing_trains_a_less_certain_category_network_and_a_bad_epsilon_is_refused(dataset, tmp_path):
+    plain = _cfg(dataset, tmp_path / "plain", epochs=3)
+    smooth = replace(plain, out=str(tmp_path / "smooth"), category_smoothing=0.5)
+    logs = []
+    for cfg in (plain, smooth):
+        train(cfg)
+        logs.append(json.loads((Path(cfg.out) / "log.json").read_text()))
+    assert logs[1][-1]["cat_acc"] > logs[1][0]["cat_acc"], "the smoothed category network still learns"
+    # with ε = 0.5 over 3 categories the CE cannot fall below the target's entropy (0.87 nats)
+    # with ε = 0.5 over 3 categories the target's entropy (0.868 nats) bounds the CE from below; plain CE falls under it
+    assert min(h["ce"] for h in logs[1]) > 0.868 > logs[0][-1]["ce"], [(p["ce"], s["ce"]) for p, s in zip(*logs)]
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="category_smoothing must be in"):
+            train(replace(smooth, out=str(tmp_path / "bad"), category_smoothing=bad))
+
+
 def test_balanced_order_equalises_categories():
     labels = np.array([0] * 90 + [1] * 10)
     order = balanced_order(labels, np.random.default_rng(0))

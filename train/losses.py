@@ -87,12 +87,14 @@ def joint_loss(
     oracle: bool,
     alpha: float,
     simple: bool = False,
+    smoothing: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(pose loss, category CE, mean geodesic error of the decoded pose) of one batch.
 
     The pose loss is taken on the fused output, L_p(y*, y_wgt) or L_p(y*, y_top1)
     (joint-pose paper, Sec. 3.2), or with the oracle category network p = δ(c*)
     (Fig. 4, pose-first training). The caller weighs them, L = L_pose + λ·L_category.
+    `smoothing` ε takes the category CE against (1 − ε)·δ(c*) + ε/C (label smoothing).
     """
     hint = F.one_hot(category, logits.shape[1]).to(logits.dtype)
     weights = hint if oracle else fusion_weights(torch.softmax(logits, 1), torch.zeros_like(hint), model.config.fusion)
@@ -100,7 +102,7 @@ def joint_loss(
     loss = pose_loss(fused, model.config.head, model.key_poses, t, alpha, simple)
     with torch.no_grad():
         err = geodesic_distance(model.decode(fused)[1], t.rotation).mean()
-    return loss, F.cross_entropy(logits, category), err
+    return loss, F.cross_entropy(logits, category, label_smoothing=smoothing), err
 
 
 def coordinate_loss(pred: torch.Tensor, target: torch.Tensor, min_cover: float = 0.25) -> torch.Tensor:

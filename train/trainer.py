@@ -99,6 +99,10 @@ class TrainConfig:
     # fold 1 22.2° / 0.603 / 0.786 vs 18.2° / 0.639 / 0.778 (15.0° / 0.744 vs 13.5° / 0.778): worse on both, beyond
     # the run-to-run noise; it held the training error at ~20° (7.7° plain), an under-fit, not a flatter fit.
     sam_rho: float = 0.0
+    # Label smoothing ε of the category cross-entropy (Szegedy et al. 2016): the category network learns the few
+    # training meshes of a category with near-certain logits (training cat-acc ~1 against ~0.9 on unseen meshes), and
+    # its softmax weighs the fused pose; ε asks for (1 − ε) on the true category and ε/C on each. 0 = off.
+    category_smoothing: float = 0.0
     threads: int = 0  # torch threads (0 = default); 1 on a busy shared CPU: 2 threads ran 16× slower per step there
     progress: bool = True
 
@@ -486,6 +490,8 @@ def _train(cfg: TrainConfig, ranks: Ranks, resume: bool, stop_after: int | None)
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {cfg.protocol!r}")
     if cfg.sam_rho < 0:
         raise ValueError(f"sam_rho must be 0 (off) or more, got {cfg.sam_rho}")
+    if not 0.0 <= cfg.category_smoothing < 1.0:
+        raise ValueError(f"category_smoothing must be in [0, 1), got {cfg.category_smoothing}")
     model = JointPoseNet(cfg.model).to(dev)
     cache = main_first(ranks, lambda: cached_features(model, samples, cfg))
     feats, flipped = cache.features, cache.flipped
@@ -581,7 +587,7 @@ def _step_losses(step: Step, data: TrainingData, x: torch.Tensor, copy: torch.Te
     heads = type(heads)(*(None if v is None else v.float() for v in heads))
     pl, ce, err = joint_loss(
         step.model, logits.float(), heads, _batch(data.targets, copy * data.feats.shape[1] + idx, dev),
-        data.cats[idx].to(dev), phase.oracle, cfg.alpha, step.simple,
+        data.cats[idx].to(dev), phase.oracle, cfg.alpha, step.simple, cfg.category_smoothing,
     )
     # CE is weighed by λ only where it shares trainable parts with the pose loss
     ce_weight = (cfg.lambda_category if phase.pose and phase.trunk else 1.0) if phase.category else 0.0
