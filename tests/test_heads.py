@@ -190,16 +190,16 @@ def test_pose_dropout_acts_in_training_only_and_keeps_the_checkpoint_layout():
 
 def test_category_label_smoothing_spreads_the_cross_entropy_target_and_leaves_the_pose_loss():
     model, t = _model("bd_p", True, True)
-    feats = model.features(torch.randn(6, 3, 64, 64)).detach()
+    feats = model.features(torch.randn(48, 3, 64, 64)).detach()
     logits, out = model.forward_features(feats)
-    cat = torch.arange(6) % 3
+    cat = torch.arange(48) % 3
     pose, ce, _ = joint_loss(model, logits, out, t, cat, True, alpha=1.0)
     pose_s, ce_s, _ = joint_loss(model, logits, out, t, cat, True, alpha=1.0, smoothing=0.3)
     log_p = torch.log_softmax(logits, 1)
     uniform = -log_p.mean(1).mean()
     assert torch.allclose(ce_s, 0.7 * ce + 0.3 * uniform, atol=1e-5)
     assert torch.equal(pose, pose_s), "the oracle-fused pose loss does not see the category target"
-    sure = torch.full((6, 3), -20.0)
-    sure[torch.arange(6), cat] = 20.0  # certain and right: nothing to learn without smoothing, much with it
+    sure = torch.full((48, 3), -20.0)
+    sure[torch.arange(48), cat] = 20.0  # certain and right: nothing to learn without smoothing, much with it
     assert float(joint_loss(model, sure, out, t, cat, True, 1.0)[1]) < 1e-6
     assert float(joint_loss(model, sure, out, t, cat, True, 1.0, smoothing=0.1)[1]) > 1.0
