@@ -44,7 +44,9 @@ class RecipeConfig:
     # views stay as many; 52.9 min) scored on fold 0's meshes MedErr 17.6° / Acc@π/6 0.619 / cat-acc 0.881 vs
     # 15.3° / 0.669 / 0.908, on fold 1's 23.5° / 0.556 / 0.719 vs 18.2° / 0.639 / 0.778: every mesh counts, and
     # the trend asks for about twice the meshes (7-8 per category) for the 8° target, three times for Acc@π/6 0.9.
-    # 0: train on every mesh, evaluate nothing (the bundle to ship once the folds have measured the recipe).
+    # 0: train on every mesh, evaluate nothing (the bundle to ship once the folds have measured the recipe): on
+    # PASCAL3D+ 53 CAD meshes, 11,364 training views, 55.0 min alone on this 2-core machine (render 99 s, train with
+    # the feature cache 3,191 s, export and calibration 11 s; peak memory 2.8 GB), inside the 60-minute budget.
     held_out_per_category: int = 1
     # Views per training CAD mesh. 320 at 20 epochs (the same steps, 41.5 min) on fold 0: MedErr 14.3° /
     # Acc@π/6 0.669 / cat-acc 0.914 vs 15.3° / 0.669 / 0.908 (symmetry-reduced 12.2° / 0.767 vs 12.9° / 0.786):
