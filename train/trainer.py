@@ -489,13 +489,13 @@ def _train(cfg: TrainConfig, ranks: Ranks, resume: bool, stop_after: int | None)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     dev = device()
-    samples = training_samples(cfg)
     if cfg.protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {cfg.protocol!r}")
     if cfg.sam_rho < 0:
         raise ValueError(f"sam_rho must be 0 (off) or more, got {cfg.sam_rho}")
     if not 0.0 <= cfg.category_smoothing < 1.0:
         raise ValueError(f"category_smoothing must be in [0, 1), got {cfg.category_smoothing}")
+    samples = training_samples(cfg)  # after the settings are checked: a bad one fails before the views are read
     model = JointPoseNet(cfg.model).to(dev)
     cache = main_first(ranks, lambda: cached_features(model, samples, cfg))
     feats, flipped = cache.features, cache.flipped
