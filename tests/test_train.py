@@ -32,6 +32,14 @@ def _cfg(dataset: Path, out: Path, epochs: int) -> TrainConfig:
     return cfg
 
 
+@pytest.fixture(scope="module")
+def plain_run(dataset, tmp_path_factory) -> Path:
+    """A plain 3-epoch run's folder, the baseline that tests of training options compare against."""
+    out = tmp_path_factory.mktemp("plain")
+    train(_cfg(dataset, out, epochs=3))
+    return out
+
+
 def test_training_reduces_pose_loss_and_resumes(dataset, tmp_path):
     ckpt = train(_cfg(dataset, tmp_path, epochs=4))
     log = json.loads((tmp_path / "log.json").read_text())
@@ -84,8 +92,9 @@ def test_a_run_with_an_average_loads_the_average_and_resumes_exactly(dataset, tm
         train(plain)
 
 
-def test_sharpness_aware_steps_train_other_weights_that_still_learn_and_a_negative_radius_is_refused(dataset, tmp_path):
-    plain = torch.load(train(_cfg(dataset, tmp_path / "plain", epochs=3)), weights_only=True)
+def test_sharpness_aware_steps_train_other_weights_that_still_learn_and_a_negative_radius_is_refused(
+        dataset, plain_run, tmp_path):
+    plain = torch.load(plain_run / "checkpoint.pt", weights_only=True)
     cfg = _cfg(dataset, tmp_path / "sam", epochs=3)
     cfg.sam_rho = 0.05
     sam = torch.load(train(cfg), weights_only=True)
@@ -99,13 +108,11 @@ def test_sharpness_aware_steps_train_other_weights_that_still_learn_and_a_negati
         train(replace(cfg, out=str(tmp_path / "bad")))
 
 
-def test_category_label_smoothing_trains_a_less_certain_category_network_and_a_bad_epsilon_is_refused(dataset, tmp_path):
-    plain = _cfg(dataset, tmp_path / "plain", epochs=3)
-    smooth = replace(plain, out=str(tmp_path / "smooth"), category_smoothing=0.5)
-    logs = []
-    for cfg in (plain, smooth):
-        train(cfg)
-        logs.append(json.loads((Path(cfg.out) / "log.json").read_text()))
+def test_category_label_smoothing_trains_a_less_certain_category_network_and_a_bad_epsilon_is_refused(
+        dataset, plain_run, tmp_path):
+    smooth = replace(_cfg(dataset, tmp_path / "smooth", epochs=3), category_smoothing=0.5)
+    train(smooth)
+    logs = [json.loads((out / "log.json").read_text()) for out in (plain_run, tmp_path / "smooth")]
     assert logs[1][-1]["cat_acc"] > logs[1][0]["cat_acc"], "the smoothed category network still learns"
     # with ε = 0.5 over 3 categories the target's entropy (0.868 nats) bounds the CE from below; plain CE falls under it
     assert min(h["ce"] for h in logs[1]) > 0.868 > logs[0][-1]["ce"], [(p["ce"], s["ce"]) for p, s in zip(*logs)]
