@@ -121,6 +121,27 @@ def test_category_label_smoothing_trains_a_less_certain_category_network_and_a_b
             train(replace(smooth, out=str(tmp_path / "bad"), category_smoothing=bad))
 
 
+def test_mixed_training_learns_other_weights_and_without_partners_is_the_plain_run(dataset, plain_run, tmp_path):
+    plain = torch.load(plain_run / "checkpoint.pt", weights_only=True)["model"]
+    # every view of the other instance is a partner (radius 180°): the run learns, on other weights
+    mixed = replace(_cfg(dataset, tmp_path / "mixed", epochs=3), instance_mix=0.5, instance_mix_radius=180.0)
+    state = torch.load(train(mixed), weights_only=True)["model"]
+    log = json.loads((tmp_path / "mixed" / "log.json").read_text())
+    assert log[-1]["pose_loss"] < log[0]["pose_loss"]
+    trained = [k for k in plain if not k.startswith("features.") and plain[k].is_floating_point()]
+    assert any(not torch.equal(plain[k], state[k]) for k in trained)
+    # no partner within 0.001°: nothing is mixed, and the run is the plain run's exactly
+    alone = replace(mixed, out=str(tmp_path / "alone"), instance_mix_radius=1e-3)
+    state = torch.load(train(alone), weights_only=True)["model"]
+    assert all(torch.equal(plain[k], state[k]) for k in plain)
+    for bad in ({"instance_mix": 0.6}, {"instance_mix": -0.1}, {"instance_mix_radius": 0.0}):
+        with pytest.raises(ValueError, match="instance_mix must be in"):
+            train(replace(mixed, out=str(tmp_path / "bad"), **bad))
+    with_maps = replace(mixed, out=str(tmp_path / "bad"), model=replace(mixed.model, coordinates=True))
+    with pytest.raises(ValueError, match="model.coordinates or with instance_mix"):
+        train(with_maps)
+
+
 def test_balanced_order_equalises_categories():
     labels = np.array([0] * 90 + [1] * 10)
     order = balanced_order(labels, np.random.default_rng(0))

@@ -35,6 +35,7 @@ from vantage.train.data import AugmentConfig, Sample, batches, crop_and_box, cro
 from vantage.train.distributed import (
     Ranks, all_sum, check_replicas, forward_features, main_first, process_group, seed_dropout, shard,
 )
+from vantage.train.instance_mix import mix, pose_partners
 from vantage.train.keyposes import assign, kmeans, pose_targets
 from vantage.train.losses import Targets, coordinate_loss, joint_loss
 from vantage.train.model import JointPoseNet, ModelConfig
@@ -107,6 +108,12 @@ class TrainConfig:
     # fold 1 18.1° / 0.622 / 0.786 vs 18.2° / 0.639 / 0.778 (13.3° / 0.775 vs 13.5° / 0.778): no better category, a
     # worse pose on fold 0.
     category_smoothing: float = 0.0
+    # Cross-instance mixing at matched poses (vantage.train.instance_mix): each drawn view's cached features are
+    # blended with those of another instance of its category seen from the nearest pose within
+    # `instance_mix_radius` degrees, the partner weighing U(0, instance_mix) (at most 0.5), the pose label
+    # slerped alike. 0 = off.
+    instance_mix: float = 0.0
+    instance_mix_radius: float = 20.0
     threads: int = 0  # torch threads (0 = default); 1 on a busy shared CPU: 2 threads ran 16× slower per step there
     progress: bool = True
 
@@ -297,12 +304,11 @@ def set_trainable(model: JointPoseNet, phase: Phase) -> None:
         p.requires_grad_(getattr(phase, part))
 
 
-def training_targets(model: JointPoseNet, rotations: np.ndarray, cfg: TrainConfig) -> Targets:
-    """Targets of every (copy, sample) rotation; learns the K-means key poses first for bin heads."""
+def training_targets(model: JointPoseNet, rotations: np.ndarray, cfg: TrainConfig) -> tuple[Targets, float]:
+    """(Targets of every (copy, sample) rotation, γ of Eq. 9); learns the K-means key poses first for bin heads."""
     flat = rotations.reshape(-1, 3, 3)
     if model.key_poses is None:
-        y = torch.tensor(pose_targets(flat, np.zeros((1, 3)), 1.0).axis_angle)
-        return Targets(torch.tensor(flat, dtype=torch.float32), y)
+        return targets_of(flat, None, 1.0), 1.0
     unique = np.unique(np.round(flat, 6), axis=0)
     centres = kmeans(pose_targets(unique, np.zeros((1, 3)), 1.0).axis_angle, cfg.model.num_bins, seed=cfg.seed)
     model.set_key_poses(centres)
@@ -310,13 +316,17 @@ def training_targets(model: JointPoseNet, rotations: np.ndarray, cfg: TrainConfi
     if gamma <= 0:
         _, d2 = assign(pose_targets(unique, centres, 1.0).axis_angle, centres)
         gamma = 1.0 / max(float(d2.mean()), 1e-6)
-    t = pose_targets(flat, centres, gamma)
-    return Targets(
-        torch.tensor(flat, dtype=torch.float32), *(torch.from_numpy(getattr(t, f)) for f in Targets._fields[1:])
-    )
+    return targets_of(flat, centres, gamma), gamma
 
 
-def _batch(t: Targets, index: torch.Tensor, dev: torch.device) -> Targets:
+def targets_of(rotations: np.ndarray, centres: np.ndarray | None, gamma: float) -> Targets:
+    """Pose targets of rotations (N, 3, 3): regression ones only without key poses (`centres` None)."""
+    t = pose_targets(rotations, np.zeros((1, 3)) if centres is None else centres, gamma)
+    fields = Targets._fields[1:2] if centres is None else Targets._fields[1:]
+    return Targets(torch.tensor(rotations, dtype=torch.float32), *(torch.from_numpy(getattr(t, f)) for f in fields))
+
+
+def _batch(t: Targets, index: torch.Tensor | slice, dev: torch.device) -> Targets:
     return Targets(*(None if v is None else v[index].to(dev) for v in t))
 
 
@@ -384,6 +394,11 @@ class TrainingData(NamedTuple):
     targets: Targets  # of every (copy, sample), flattened copy-major
     cats: torch.Tensor  # (N,) category indices
     coordinates: torch.Tensor | None = None  # (copies, N, 4, g, g) float16 (ModelConfig.coordinates)
+    # TrainConfig.instance_mix: each (copy, sample)'s pose partner (-1: none, vantage.train.instance_mix), the
+    # trained rotations (copies, N, 3, 3) and γ of Eq. 9, from which a mixed batch's targets are made
+    partners: torch.Tensor | None = None
+    rotations: np.ndarray | None = None
+    gamma: float = 1.0
 
 
 class Step(NamedTuple):
@@ -495,6 +510,12 @@ def _train(cfg: TrainConfig, ranks: Ranks, resume: bool, stop_after: int | None)
         raise ValueError(f"sam_rho must be 0 (off) or more, got {cfg.sam_rho}")
     if not 0.0 <= cfg.category_smoothing < 1.0:
         raise ValueError(f"category_smoothing must be in [0, 1), got {cfg.category_smoothing}")
+    if not 0.0 <= cfg.instance_mix <= 0.5 or cfg.instance_mix_radius <= 0:
+        raise ValueError(f"instance_mix must be in [0, 0.5] and instance_mix_radius above 0 degrees, got "
+                         f"{cfg.instance_mix} and {cfg.instance_mix_radius}")
+    if cfg.instance_mix and cfg.model.coordinates:
+        raise ValueError("instance_mix blends two instances' features, whose object-coordinate maps do not blend: "
+                         "train with model.coordinates or with instance_mix, not both")
     samples = training_samples(cfg)  # after the settings are checked: a bad one fails before the views are read
     model = JointPoseNet(cfg.model).to(dev)
     cache = main_first(ranks, lambda: cached_features(model, samples, cfg))
@@ -502,8 +523,13 @@ def _train(cfg: TrainConfig, ranks: Ranks, resume: bool, stop_after: int | None)
     labels = np.array([s.category for s in samples])
     rots = training_rotations(samples, cfg)
     rots = np.where(flipped.numpy()[..., None, None], mirror_rotation(rots), rots)  # (copies, N, 3, 3)
-    data = TrainingData(feats, training_targets(model, rots, cfg), torch.tensor(labels, dtype=torch.long),
-                        cache.coordinates)
+    targets, gamma = training_targets(model, rots, cfg)
+    partners = None
+    if cfg.instance_mix:
+        partners = torch.from_numpy(pose_partners(rots, labels, np.array([s.model_id for s in samples]),
+                                                  cfg.instance_mix_radius))
+    data = TrainingData(feats, targets, torch.tensor(labels, dtype=torch.long), cache.coordinates, partners, rots,
+                        gamma)
 
     model.features.requires_grad_(False)
     params = [p for n, p in model.named_parameters() if not n.startswith("features.")]
@@ -531,7 +557,8 @@ def _train(cfg: TrainConfig, ranks: Ranks, resume: bool, stop_after: int | None)
                    unit="img")
         step = Step(model, forward_features(model, ranks), opt, sched, cfg, phase, epoch < cfg.simple_warmup_epochs,
                     average)
-        sums = all_sum(_run_epoch(step, data, order, copy_of, ranks, bar), ranks, dev)
+        mix_of = np.random.default_rng([run_seed, epoch]).uniform(0.0, cfg.instance_mix, len(order))
+        sums = all_sum(_run_epoch(step, data, order, copy_of, mix_of, ranks, bar), ranks, dev)
         bar.close()
         check_replicas(params, ranks, epoch)
         history.append(_epoch_record(epoch, phase, sums, sched.get_last_lr()[0], time.time() - t0))
@@ -543,9 +570,11 @@ def _train(cfg: TrainConfig, ranks: Ranks, resume: bool, stop_after: int | None)
 
 
 def _run_epoch(
-    step: Step, data: TrainingData, order: np.ndarray, copy_of: np.ndarray, ranks: Ranks, bar: tqdm
+    step: Step, data: TrainingData, order: np.ndarray, copy_of: np.ndarray, mix_of: np.ndarray, ranks: Ranks,
+    bar: tqdm
 ) -> dict[str, float]:
-    """One pass over `order` in global batches, this process taking its shard of each; the metric sums."""
+    """One pass over `order` in global batches, this process taking its shard of each; the metric sums.
+    `mix_of` is each drawn sample's partner weight where it has a pose partner (TrainConfig.instance_mix)."""
     cfg, phase, dev = step.cfg, step.phase, next(step.model.parameters()).device
     sums = {"loss": 0.0, "pose_loss": 0.0, "ce": 0.0, "pose_err": 0.0, "coord_loss": 0.0, "correct": 0, "n": 0}
     coords = data.coordinates is not None and phase.trunk
@@ -555,15 +584,19 @@ def _run_epoch(
         part = shard(sl.start, sl.stop, ranks)
         idx, copy = torch.from_numpy(order[part]), torch.from_numpy(copy_of[part])
         x = data.feats[copy, idx].to(dev).float()
+        if data.partners is None:
+            t = _batch(data.targets, copy * data.feats.shape[1] + idx, dev)
+        else:
+            x, t = _mixed(step.model, data, x, copy, idx, mix_of[part])
         scale = ranks.world * len(part) / (sl.stop - sl.start)
-        loss, pl, ce, err, logits, cl = _step_losses(step, data, x, copy, idx, coords)
+        loss, pl, ce, err, logits, cl = _step_losses(step, data, x, t, copy, idx, coords)
         step.opt.zero_grad(set_to_none=True)
         # DDP averages the processes' gradients: weighing each by its share of the batch gives the batch mean's
         (loss * scale).backward()
         if cfg.sam_rho:  # the step takes the gradient at the worst weights within ρ (vantage.train.sharpness)
             with perturbed([p for g in step.opt.param_groups for p in g["params"]], cfg.sam_rho, step.model):
                 step.opt.zero_grad(set_to_none=True)
-                (_step_losses(step, data, x, copy, idx, coords)[0] * scale).backward()
+                (_step_losses(step, data, x, t, copy, idx, coords)[0] * scale).backward()
         if coords:
             sums["coord_loss"] += cl.item() * len(idx)
         step.opt.step()
@@ -582,16 +615,30 @@ def _run_epoch(
     return sums
 
 
-def _step_losses(step: Step, data: TrainingData, x: torch.Tensor, copy: torch.Tensor, idx: torch.Tensor,
-                 coords: bool) -> tuple[torch.Tensor, ...]:
-    """One forward pass of a batch: (total loss, pose loss, cross-entropy, pose error, logits, coordinate loss)."""
+def _mixed(model: JointPoseNet, data: TrainingData, x: torch.Tensor, copy: torch.Tensor, idx: torch.Tensor,
+           weight: np.ndarray) -> tuple[torch.Tensor, Targets]:
+    """A batch blended with its samples' pose partners (vantage.train.instance_mix) and its targets."""
+    partner = data.partners[copy, idx]
+    weight = np.where(partner.numpy() >= 0, weight, 0.0)
+    partner = torch.where(partner >= 0, partner, idx)
+    c, i, j = copy.numpy(), idx.numpy(), partner.numpy()
+    x, rotations = mix(x, data.feats[copy, partner].to(x.device).float(), data.rotations[c, i], data.rotations[c, j],
+                       weight)
+    centres = None if model.key_poses is None else model.key_poses.cpu().numpy().astype(np.float64)
+    return x, _batch(targets_of(rotations, centres, data.gamma), slice(None), x.device)
+
+
+def _step_losses(step: Step, data: TrainingData, x: torch.Tensor, t: Targets, copy: torch.Tensor,
+                 idx: torch.Tensor, coords: bool) -> tuple[torch.Tensor, ...]:
+    """One forward pass of a batch with its pose targets `t`: (total loss, pose loss, cross-entropy, pose error,
+    logits, coordinate loss)."""
     cfg, phase, dev = step.cfg, step.phase, x.device
     with torch.autocast(dev.type, enabled=dev.type == "cuda"):
         logits, heads, *aux = step.forward(x, coords)
     heads = type(heads)(*(None if v is None else v.float() for v in heads))
     pl, ce, err = joint_loss(
-        step.model, logits.float(), heads, _batch(data.targets, copy * data.feats.shape[1] + idx, dev),
-        data.cats[idx].to(dev), phase.oracle, cfg.alpha, step.simple, cfg.category_smoothing,
+        step.model, logits.float(), heads, t, data.cats[idx].to(dev), phase.oracle, cfg.alpha, step.simple,
+        cfg.category_smoothing,
     )
     # CE is weighed by λ only where it shares trainable parts with the pose loss
     ce_weight = (cfg.lambda_category if phase.pose and phase.trunk else 1.0) if phase.category else 0.0
