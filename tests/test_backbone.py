@@ -1,6 +1,5 @@
 """The shipped ImageNet weights are really loaded: a cat photo is recognised as a cat."""
 
-import numpy as np
 import pytest
 import torch
 from skimage import data
