@@ -7,7 +7,10 @@ import json
 import statistics
 from pathlib import Path
 
-from vantage.train.results_doc import DOCS, folds_section, plot_folds, seed_reruns, seeds_section
+import pytest
+
+from vantage.train.results_doc import (DOCS, lever_change, lever_runs, levers_section, folds_section, plot_folds,
+                                       run_noise, seed_reruns, seeds_section)
 
 
 def _runs() -> list[dict]:
@@ -58,6 +61,50 @@ def test_seeds_table_sets_each_rerun_beside_its_fold_and_gives_the_largest_diffe
     assert seeds_section(runs, []) == [] and seeds_section(runs[:1], [rerun]) == [], "a rerun needs its fold's run"
 
 
+def test_a_lever_is_named_by_the_settings_it_changed_not_by_where_it_ran() -> None:
+    stored = _runs()[1]
+    lever = copy.deepcopy(stored)
+    assert lever_change(lever, stored) == "nothing"
+    lever["config"]["out"], lever["config"]["train"]["feature_cache"] = "runs/elsewhere", "runs/elsewhere/run"
+    lever["config"]["train"]["alpha"] = 0.3
+    lever["config"]["train"]["augment"]["blur_prob"] = 0.0
+    blur = stored["config"]["train"]["augment"]["blur_prob"]
+    assert lever_change(lever, stored) == f"augment.blur_prob {blur} → 0.0, alpha 1.0 → 0.3"
+    assert "sam_rho" not in stored["config"]["train"], "a setting the stored run predates counts at today's default"
+    lever["config"]["train"]["sam_rho"] = 0.05
+    assert lever_change(lever, stored).endswith("sam_rho 0.0 → 0.05")
+    lever["config"]["train"]["gone"] = 1  # a setting the code no longer has
+    assert "gone" not in lever_change(lever, stored)
+
+
+def test_levers_table_weighs_each_lever_against_the_noise() -> None:
+    runs = _runs()
+    rerun = copy.deepcopy(runs[1])
+    rerun["overall"]["med_err"] += 0.9  # fold 0 trained again: the noise
+    noise = run_noise(runs, [rerun])
+    assert noise[0] == pytest.approx(0.9) and noise[1] == 0.0
+
+    def lever(fold: dict, alpha: float, med_err: float, acc: float) -> dict:
+        r = copy.deepcopy(fold)
+        r["config"]["train"]["alpha"] = alpha
+        r["overall"]["med_err"] += med_err
+        r["overall"]["acc_pi6"] += acc
+        return r
+
+    levers = [lever(runs[1], 0.3, -2.0, 0.0), lever(runs[0], 0.3, 0.5, 0.01), lever(runs[1], 3.0, 2.0, 0.0),
+              lever(runs[1], 2.0, -2.0, -0.2)]
+    lines = levers_section(runs, levers, noise)
+    rows = [line for line in lines if line.startswith("| alpha")]
+    assert [r.split(" | ")[:2] for r in rows] == [["| alpha 1.0 → 0.3", "0"], ["| alpha 1.0 → 0.3", "1"],
+                                                  ["| alpha 1.0 → 2.0", "0"], ["| alpha 1.0 → 3.0", "0"]]
+    assert [r.rsplit(" | ", 1)[1] for r in rows] == ["better |", "within the noise |", "mixed |", "worse |"]
+    med = runs[1]["overall"]["med_err"]
+    assert f"| {med - 2.0:.1f} (−2.0) |" in rows[0] and f"| {med + 2.0:.1f} (+2.0) |" in rows[3]
+    assert "no noise measured |" in levers_section(runs, levers, None)[-2]
+    assert levers_section(runs, [], noise) == [] and levers_section(runs[1:], levers[1:2], noise) == [], \
+        "a lever needs its fold's stored run"
+
+
 def test_results_md_is_built_from_the_stored_folds() -> None:
     from vantage.train.results_doc import build
 
@@ -68,6 +115,9 @@ def test_results_md_is_built_from_the_stored_folds() -> None:
     for path in folds:
         assert f"| {json.loads(Path(path).read_text())['config']['fold']} |" in md
     assert ("Run-to-run noise" in md) == bool(seed_reruns())
+    assert ("Levers tried in the recipe" in md) == bool(lever_runs())
+    for lever in lever_runs():
+        assert f"| {lever['overall']['med_err']:.1f} (" in md, "every stored lever run has its row"
 
 
 def test_folds_plot_is_a_png(tmp_path: Path) -> None:

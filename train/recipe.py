@@ -127,7 +127,8 @@ class RecipeConfig:
         # The one-cycle schedule's peak learning rate: 1e-3 and 4e-3 on fold 0 (from the reference renders and
         # feature cache, the two side by side) gave MedErr 15.2° / Acc@π/6 0.667 / cat-acc 0.889 and 15.4° /
         # 0.669 / 0.894 vs 15.3° / 0.669 / 0.908 (symmetry-reduced 12.6° / 0.767 and 12.7° / 0.781 vs 12.9° /
-        # 0.786): flat within the run-to-run noise, so it stays 2e-3.
+        # 0.786): the pose flat within the run-to-run noise, 1e-3's cat-acc a little lower (RESULTS.md's levers
+        # table), so it stays 2e-3.
         # M_P+: best head of the 128² ablation (docs/RESULTS.md) and, at 192² on the same renders,
         # MedErr 16.3° / Acc@π/6 0.656 vs M_G+ 17.2° / 0.622 (M_G+ with α = 0.1: 19.3° / 0.614).
         # One category-independent head of the same size instead of a head per category (category_dependent

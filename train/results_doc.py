@@ -5,7 +5,8 @@ Reads `docs/results/ablation/*.json` (written by `vantage.train.ablation`),
 `docs/results/folds/*.json` (the recipe's `recipe.json` of other held-out folds,
 `vantage recipe reference --fold K`), `docs/results/seeds/*.json` (the recipe's `recipe.json` trained again on a
 fold's renders and feature cache with other training seeds, `member_shift` naming them) and
-`docs/results/off_axis/off_axis.json` and `roll.json`
+`docs/results/levers/*.json` (the recipe's `recipe.json` with one setting changed, trained on a fold's renders and
+feature cache), `docs/results/off_axis/off_axis.json` and `roll.json`
 (`vantage.train.off_axis_bench`) and writes the tables, among them the image-graphics paper's from-scratch vs
 transfer comparison (Sec. 4) by camera-position error. Usage: python -m vantage.train.results_doc
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import json
 import statistics
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -143,26 +145,40 @@ def _seeds(r: dict) -> str:
     return f"members {first}-{first + r['config']['members'] - 1}"
 
 
+def _beside_stored(runs: list[dict], others: list[dict]) -> list[tuple[dict, dict]]:
+    """(stored run of the fold, other run) for each other run whose fold has a stored run, by fold."""
+    by_fold = {_fold(r): r for r in runs}
+    return [(by_fold[_fold(r)], r) for r in sorted(others, key=_fold) if _fold(r) in by_fold]
+
+
+def run_noise(runs: list[dict], reruns: list[dict]) -> list[float] | None:
+    """The largest difference per FOLD_COLUMNS figure between a rerun and its fold's stored run; None without one."""
+    pairs = _beside_stored(runs, reruns)
+    if not pairs:
+        return None
+    return [max(abs(_column(rerun, part, key) - _column(stored, part, key)) for stored, rerun in pairs)
+            for _, part, key, _ in FOLD_COLUMNS]
+
+
 def seeds_section(runs: list[dict], reruns: list[dict]) -> list[str]:
     """Run-to-run noise: each rerun beside the stored run of its fold and their difference per figure, then the
     largest difference over the folds: what a lever has to beat on one run before it counts; empty without
     a rerun of a stored fold."""
-    by_fold = {_fold(r): r for r in runs}
-    pairs = [(by_fold[_fold(r)], r) for r in sorted(reruns, key=_fold) if _fold(r) in by_fold]
+    pairs = _beside_stored(runs, reruns)
     if not pairs:
         return []
     head = ("| fold | training seeds | " + " | ".join(label for label, *_ in FOLD_COLUMNS) + " |\n|---|---|" +
             "---|" * len(FOLD_COLUMNS))
-    rows, gaps = [], []
+    rows = []
     for stored, rerun in pairs:
         for r in (stored, rerun):
             rows.append(f"| {_fold(r)} | {_seeds(r)} | " +
                         " | ".join(fmt.format(_column(r, part, key)) for _, part, key, fmt in FOLD_COLUMNS) + " |")
-        gaps.append([abs(_column(rerun, part, key) - _column(stored, part, key)) for _, part, key, _ in FOLD_COLUMNS])
         rows.append(f"| {_fold(rerun)} | difference | " +
-                    " | ".join(fmt.format(g) for g, (*_, fmt) in zip(gaps[-1], FOLD_COLUMNS)) + " |")
-    largest = ", ".join(f"{label} {fmt.format(max(g[i] for g in gaps))}"
-                        for i, (label, _, _, fmt) in enumerate(FOLD_COLUMNS[:4]))
+                    " | ".join(fmt.format(abs(_column(rerun, part, key) - _column(stored, part, key)))
+                               for _, part, key, fmt in FOLD_COLUMNS) + " |")
+    noise = run_noise(runs, reruns)
+    largest = ", ".join(f"{label} {fmt.format(g)}" for g, (label, _, _, fmt) in zip(noise[:4], FOLD_COLUMNS))
     return [
         "### Run-to-run noise", "",
         "The same recipe trained again on the same fold's renders and cached augmented features, with other "
@@ -170,6 +186,88 @@ def seeds_section(runs: list[dict], reruns: list[dict]) -> list[str]:
         "when nothing is changed.", "", head, *rows, "",
         f"Largest difference over the folds: {largest}. A lever measured on one run per fold is noise unless it "
         "moves the figures further than this, on every fold.", "",
+    ]
+
+
+def lever_runs() -> list[dict]:
+    """docs/results/levers/*.json: the reference recipe with one setting changed, each on a fold's renders and
+    cached features (the stored run's), so that it differs from that fold's stored run in the change alone."""
+    return [json.loads(p.read_text()) for p in sorted((DOCS / "results" / "levers").glob("*.json"))]
+
+
+# Settings of a recipe.json that say where it ran, not what it trained
+WHERE = ("models", "out", "train.data", "train.out", "train.feature_cache", "train.threads", "train.progress",
+         "confidence_calibration")
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: v})
+    return out
+
+
+def lever_change(lever: dict, stored: dict) -> str:
+    """The settings a lever run trained with that its fold's stored run did not, read from their configs; a setting
+    the stored run predates counts at today's default (`RecipeConfig`), one the code no longer has is left out."""
+    from vantage.train.recipe import RecipeConfig  # the recipe's defaults; imported here, results need no recipe
+
+    defaults = _flat(json.loads(json.dumps(asdict(RecipeConfig(models="", out="")))))  # tuples as JSON lists
+    base = _flat(stored["config"])
+    changes = []
+    for k, v in _flat(lever["config"]).items():
+        was = base.get(k, defaults.get(k, v))
+        if k not in WHERE and v != was:
+            changes.append(f"{k.removeprefix('train.')} {was} → {v}")
+    return ", ".join(changes) or "nothing"
+
+
+def lever_thresholds(stored: dict, noise: list[float] | None) -> list[float] | None:
+    """How far each headline figure (FOLD_COLUMNS' first five) must move to count: the run-to-run noise, and for an
+    accuracy at least its standard error over the fold's test views, sqrt(p(1 − p) / n): two reruns per fold
+    are too few to bound a rate that a handful of views moves (cat-acc's 0.006 is two of 360)."""
+    if noise is None:
+        return None
+    n = stored["overall"]["count"]
+    return [g if key == "med_err" else max(g, (_column(stored, part, key) * (1 - _column(stored, part, key)) / n) ** 0.5)
+            for g, (_, part, key, _) in zip(noise, FOLD_COLUMNS[:5])]
+
+
+def lever_verdict(deltas: list[float], thresholds: list[float] | None) -> str:
+    """better / worse / mixed / within the noise: whether the change moved any headline figure further than
+    its threshold (`lever_thresholds`), and which way (a lower MedErr, a higher accuracy)."""
+    if thresholds is None:
+        return "no noise measured"
+    moves = {d * (-1 if key == "med_err" else 1) > 0
+             for d, t, (_, _, key, _) in zip(deltas, thresholds, FOLD_COLUMNS) if abs(d) > t}
+    return {frozenset(): "within the noise", frozenset({True}): "better", frozenset({False}): "worse"}.get(
+        frozenset(moves), "mixed")
+
+
+def levers_section(runs: list[dict], levers: list[dict], noise: list[float] | None) -> list[str]:
+    """Every stored lever run beside its fold's stored run: its change, the headline figures with their
+    difference, and its verdict against the run-to-run noise; empty without a lever run of a stored fold."""
+    pairs = _beside_stored(runs, levers)
+    if not pairs:
+        return []
+    columns = FOLD_COLUMNS[:5]
+    head = ("| change | fold | " + " | ".join(f"{label} (Δ)" for label, *_ in columns) + " | verdict |\n|---|---|" +
+            "---|" * (len(columns) + 1))
+    rows = []
+    for stored, lever in sorted(pairs, key=lambda p: (lever_change(p[1], p[0]), _fold(p[1]))):
+        deltas = [_column(lever, part, key) - _column(stored, part, key) for _, part, key, _ in columns]
+        cells = [f"{fmt.format(_column(lever, part, key))} ({'+' if d > 0 else ''}{fmt.format(d).replace('-', '−')})"
+                 for d, (_, part, key, fmt) in zip(deltas, columns)]
+        rows.append(f"| {lever_change(lever, stored)} | {_fold(lever)} | " + " | ".join(cells) +
+                    f" | {lever_verdict(deltas, lever_thresholds(stored, noise))} |")
+    return [
+        "### Levers tried in the recipe", "",
+        "The recipe with one setting changed (or two, where a change costs compute that it gives back), trained on "
+        "a fold's renders and cached features: each beside that fold's stored run above, Δ = lever − stored. "
+        "The verdict weighs every figure against the run-to-run noise (the largest difference above; for an "
+        "accuracy at least its standard error over the test views): *better* or *worse* where a figure moves "
+        "further, *mixed* where figures move both ways, *within the noise* where none does. "
+        "A lever is adopted only when it is better on every fold it was run on.", "", head, *rows, "",
     ]
 
 
@@ -375,7 +473,9 @@ def build(results_dir: Path = RESULTS) -> str:
             *elevation_section(r, "###", with_plot=False), *hypothesis_section(r, "###", with_plot=False),
             *calibration_section(r), "",
         ]
-        lines += folds_section(runs) + seeds_section(runs, seed_reruns())
+        reruns = seed_reruns()
+        lines += folds_section(runs) + seeds_section(runs, reruns)
+        lines += levers_section(runs, lever_runs(), run_noise(runs, reruns))
     off_axis = DOCS / OFF_AXIS / "off_axis.json"
     lines += off_axis_section(json.loads(off_axis.read_text()) if off_axis.is_file() else None)
     roll = DOCS / OFF_AXIS / "roll.json"

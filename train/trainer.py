@@ -121,7 +121,8 @@ class TrainConfig:
     # slerped alike. 0 = off: 0.5 within 20° in the reference recipe (the nearest other instance's pose a median 5.7°
     # away, every view has one within 20°; folds 0 and 1 from their renders and feature caches): fold 0 MedErr 14.9° /
     # Acc@π/6 0.661 / cat-acc 0.894 vs 15.3° / 0.669 / 0.908 (symmetry-reduced 12.9° / 0.761 vs 12.9° / 0.786), fold 1
-    # 18.4° / 0.617 / 0.786 vs 18.2° / 0.639 / 0.778 (14.0° / 0.753 vs 13.5° / 0.778): within the run-to-run noise.
+    # 18.4° / 0.617 / 0.786 vs 18.2° / 0.639 / 0.778 (14.0° / 0.753 vs 13.5° / 0.778): MedErr and Acc@π/6 within the
+    # run-to-run noise, the symmetry-reduced Acc@π/6 a little lower on both folds (RESULTS.md's levers table).
     instance_mix: float = 0.0
     instance_mix_radius: float = 20.0
     threads: int = 0  # torch threads (0 = default); 1 on a busy shared CPU: 2 threads ran 16× slower per step there
