@@ -22,6 +22,7 @@ import numpy as np
 
 from vantage.train.ablation import RESULTS, SCRATCH, SCRATCH_QUESTION, VARIANTS
 from vantage.train.off_axis_bench import table as off_axis_table
+from vantage.train.recipe import RecipeConfig
 from vantage.train.report import (category_table, elevation_section, hypothesis_section, miss_section, symmetry_section,
                                   topk_table)
 
@@ -210,8 +211,6 @@ def _flat(d: dict, prefix: str = "") -> dict:
 def lever_change(lever: dict, stored: dict) -> str:
     """The settings a lever run trained with that its fold's stored run did not, read from their configs; a setting
     the stored run predates counts at today's default (`RecipeConfig`), one the code no longer has is left out."""
-    from vantage.train.recipe import RecipeConfig  # the recipe's defaults; imported here, results need no recipe
-
     defaults = _flat(json.loads(json.dumps(asdict(RecipeConfig(models="", out="")))))  # tuples as JSON lists
     base = _flat(stored["config"])
     changes = []
