@@ -76,7 +76,7 @@ class TrainConfig:
     # pose (5.9 on the reference recipe's fold 0). Halved to 3.0 there (from its renders and feature cache): MedErr
     # 16.8° / Acc@π/6 0.622 / cat-acc 0.906 vs 15.3° / 0.669 / 0.908 (symmetry-reduced 14.3° / 0.725 vs 12.9° / 0.786):
     # softer targets are worse beyond the run-to-run noise. Doubled to 11.8: 16.1° / 0.653 / 0.889 (12.8° / 0.775): the
-    # pose within the noise, the category a little worse; the data-driven γ sits at neither side's loss.
+    # pose within the noise, the category a little worse: the data-driven γ stays.
     soft_gamma: float = 0.0
     simple_warmup_epochs: int = 1  # M_G trains as M_S first (Bin & Delta paper, §3.3)
     flip: bool = False  # mirror half of the augmented crops, with the matching pose R ↦ F·R·F
