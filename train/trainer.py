@@ -69,8 +69,9 @@ class TrainConfig:
     category_fraction: float = 0.1  # "pose_first"/"balanced": length of the category-network step
     protocol: str = "compact"  # one of PROTOCOLS
     # Bin & Delta weight α of the delta / geodesic term (Eq. 5–14). In the reference recipe (M_P+, fold 0, from its
-    # renders and feature cache) α = 0.3 gave MedErr 16.3° / Acc@π/6 0.633 / cat-acc 0.903 vs 15.3° / 0.669 / 0.908
-    # (symmetry-reduced 13.3° / 0.758 vs 12.9° / 0.786): worse, although M_G+ at 128² preferred 0.1 (RESULTS.md).
+    # renders and feature cache) α = 0.3 gave MedErr 16.3° / Acc@π/6 0.633 / cat-acc 0.903 and α = 3 15.9° / 0.661 /
+    # 0.897 vs 15.3° / 0.669 / 0.908 (symmetry-reduced 13.3° / 0.758 and 13.9° / 0.761 vs 12.9° / 0.786): both worse,
+    # although M_G+ at 128² preferred 0.1 (RESULTS.md).
     alpha: float = 1.0
     # γ of Eq. 9 (the soft bin targets' sharpness); 0 = data-driven, 1 / mean squared distance to the nearest key
     # pose (5.9 on the reference recipe's fold 0). Halved to 3.0 there (from its renders and feature cache): MedErr
