@@ -253,11 +253,12 @@ def levers_section(runs: list[dict], levers: list[dict], noise: list[float] | No
     head = ("| change | fold | " + " | ".join(f"{label} (Δ)" for label, *_ in columns) + " | verdict |\n|---|---|" +
             "---|" * (len(columns) + 1))
     rows = []
-    for stored, lever in sorted(pairs, key=lambda p: (lever_change(p[1], p[0]), _fold(p[1]))):
+    for change, stored, lever in sorted(((lever_change(lever, stored), stored, lever) for stored, lever in pairs),
+                                        key=lambda c: (c[0], _fold(c[2]))):
         deltas = [_column(lever, part, key) - _column(stored, part, key) for _, part, key, _ in columns]
         cells = [f"{fmt.format(_column(lever, part, key))} ({'+' if d > 0 else ''}{fmt.format(d).replace('-', '−')})"
                  for d, (_, part, key, fmt) in zip(deltas, columns)]
-        rows.append(f"| {lever_change(lever, stored)} | {_fold(lever)} | " + " | ".join(cells) +
+        rows.append(f"| {change} | {_fold(lever)} | " + " | ".join(cells) +
                     f" | {lever_verdict(deltas, lever_thresholds(stored, noise))} |")
     return [
         "### Levers tried in the recipe", "",
