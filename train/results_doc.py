@@ -13,6 +13,7 @@ transfer comparison (Sec. 4) by camera-position error. Usage: python -m vantage.
 
 from __future__ import annotations
 
+import functools
 import json
 import statistics
 from dataclasses import asdict
@@ -208,11 +209,16 @@ def _flat(d: dict, prefix: str = "") -> dict:
     return out
 
 
+@functools.cache
+def _recipe_defaults() -> dict:
+    """Today's RecipeConfig flattened as a recipe.json stores it (tuples as JSON lists), built once."""
+    return _flat(json.loads(json.dumps(asdict(RecipeConfig(models="", out="")))))
+
+
 def lever_change(lever: dict, stored: dict) -> str:
     """The settings a lever run trained with that its fold's stored run did not, read from their configs; a setting
     the stored run predates counts at today's default (`RecipeConfig`), one the code no longer has is left out."""
-    defaults = _flat(json.loads(json.dumps(asdict(RecipeConfig(models="", out="")))))  # tuples as JSON lists
-    base = _flat(stored["config"])
+    defaults, base = _recipe_defaults(), _flat(stored["config"])
     changes = []
     for k, v in _flat(lever["config"]).items():
         was = base.get(k, defaults.get(k, v))
