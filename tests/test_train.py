@@ -142,6 +142,25 @@ def test_mixed_training_learns_other_weights_and_without_partners_is_the_plain_r
         train(with_maps)
 
 
+def test_an_instance_adversarial_run_learns_with_its_head_sized_to_the_instances_and_bad_settings_are_refused(
+        dataset, plain_run, tmp_path):
+    adversarial = replace(_cfg(dataset, tmp_path / "adv", epochs=3), instance_adversary=0.5)
+    ckpt = torch.load(train(adversarial), weights_only=True)
+    log = json.loads((tmp_path / "adv" / "log.json").read_text())
+    assert log[-1]["pose_loss"] < log[0]["pose_loss"]
+    # the instance head tells each view's instance among its category's two built-in ones: a cost above nothing
+    assert log[-1]["instance_ce"] > 0 and json.loads((plain_run / "log.json").read_text())[-1]["instance_ce"] == 0
+    # three categories of two instances each; the stored config rebuilds the head, which a loaded model keeps
+    assert json.loads(ckpt["config"])["model"]["instance_classes"] == 6
+    assert ckpt["model"]["instance_head.2.weight"].shape[0] == 6
+    model, _ = load_model(tmp_path / "adv" / "checkpoint.pt")
+    assert model.instance_head is not None
+    for bad, message in (({"instance_adversary": -0.1}, "instance_adversary must be 0"),
+                         ({"instance_mix": 0.5}, "instance_adversary or with instance_mix")):
+        with pytest.raises(ValueError, match=message):
+            train(replace(adversarial, out=str(tmp_path / "bad"), **bad))
+
+
 def test_balanced_order_equalises_categories():
     labels = np.array([0] * 90 + [1] * 10)
     order = balanced_order(labels, np.random.default_rng(0))

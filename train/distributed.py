@@ -128,8 +128,8 @@ class _ForwardFeatures(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, feats: torch.Tensor, coordinates: bool = False) -> tuple:
-        return self.model.forward_features(feats, coordinates)
+    def forward(self, feats: torch.Tensor, coordinates: bool = False, reversal: float | None = None) -> tuple:
+        return self.model.forward_features(feats, coordinates, reversal)
 
 
 def forward_features(model: nn.Module, ranks: Ranks) -> Callable:

@@ -26,6 +26,7 @@ from vantage.train.geometry_torch import axis_angle_to_rotation
 from vantage.train.heads import (HEAD_TYPES, REGRESSION_HEADS, HeadOutput, PoseHead, candidates, decode, fuse, stack_heads,
                                  top1)
 from vantage.train.hypotheses import Looks, conclude
+from vantage.train.instance_adversary import reverse_gradient
 
 FUSIONS = ("weighted", "top1")
 
@@ -69,10 +70,17 @@ class ModelConfig:
     # 0.819 vs 0.808), fold 1 17.5° / 0.600 / 0.781 vs 18.2° / 0.639 / 0.778 (13.3° / 0.758 vs 13.5° / 0.778;
     # best of two 0.731 vs 0.758): noise, so it stays off.
     coordinates: bool = False
+    # Instance-adversarial auxiliary head (vantage.train.instance_adversary): an MLP on the pose heads' input
+    # tells a view's training instance within its category, its gradient reversed into the trunk; the trainer
+    # sets this to the training set's number of instances under TrainConfig.instance_adversary (0 = no head).
+    # Left out of the exported graph.
+    instance_classes: int = 0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.pose_dropout < 1.0:
             raise ValueError(f"pose_dropout must be in [0, 1), got {self.pose_dropout}")
+        if self.instance_classes < 0:
+            raise ValueError(f"instance_classes must be 0 (no head) or more, got {self.instance_classes}")
         if self.tap is None:
             if self.backbone not in DEFAULT_TAPS:
                 raise ValueError(f"backbone must be one of {sorted(DEFAULT_TAPS)}, got {self.backbone!r}")
@@ -150,8 +158,12 @@ class JointPoseNet(nn.Module):
         # auxiliary only: forward() never uses it, so exported graphs do not carry it
         self.coordinate_head = nn.Conv2d(trunk_channels, 4, 1) if config.coordinates else None
         heads = k if config.category_dependent else 1
+        pose_dim = config.pose_channels * grid * grid
+        # auxiliary only, like the coordinate head
+        self.instance_head = nn.Sequential(nn.Linear(pose_dim, 256), nn.ReLU(), nn.Linear(256, config.instance_classes)
+                                           ) if config.instance_classes else None
         self.pose_heads = nn.ModuleList(
-            PoseHead(config.pose_channels * grid * grid, config.head_hidden, config.head, config.num_bins,
+            PoseHead(pose_dim, config.head_hidden, config.head, config.num_bins,
                      config.per_bin_delta, copies=1 if config.category_dependent else k)
             for _ in range(heads)
         )
@@ -191,18 +203,24 @@ class JointPoseNet(nn.Module):
     def embedding_dim(self) -> int:
         return self.features.out_channels * self.config.embedding_grid**2
 
-    def forward_features(self, feats: torch.Tensor, coordinates: bool = False) -> tuple[torch.Tensor, ...]:
-        """Tap activations → (category logits (N,K), raw pose-head outputs with a category axis), and with
-        `coordinates` the object-coordinate head's (N, 4, g, g) output (vantage.train.losses.coordinate_loss)."""
+    def forward_features(self, feats: torch.Tensor, coordinates: bool = False,
+                         reversal: float | None = None) -> tuple[torch.Tensor, ...]:
+        """Tap activations → (category logits (N,K), raw pose-head outputs with a category axis); with
+        `coordinates` or `reversal` also (the object-coordinate head's (N, 4, g, g) output
+        (vantage.train.losses.coordinate_loss) or None, the instance head's (N, I) logits on the pose
+        input with its gradient reversed times `reversal` (vantage.train.instance_adversary) or None)."""
         x = self.run_trunk(feats)
         logits = self.classifier(x.mean((2, 3)))
         p = self.pose_reduce(self._pose_input(feats, x)).flatten(1)
         heads = stack_heads([head(p) for head in self.pose_heads], len(self.config.categories))
-        if not coordinates:
+        if not coordinates and reversal is None:
             return logits, heads
-        if self.coordinate_head is None:
+        if coordinates and self.coordinate_head is None:
             raise ValueError("this model has no object-coordinate head (ModelConfig.coordinates)")
-        return logits, heads, self.coordinate_head(x)
+        if reversal is not None and self.instance_head is None:
+            raise ValueError("this model has no instance head (ModelConfig.instance_classes)")
+        return (logits, heads, self.coordinate_head(x) if coordinates else None,
+                None if reversal is None else self.instance_head(reverse_gradient(p, reversal)))
 
     def _pose_input(self, feats: torch.Tensor, trunk_out: torch.Tensor) -> torch.Tensor:
         """What the pose reduction sees: the trunk's output, with the tap activations beside it under `pose_skip`."""

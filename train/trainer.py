@@ -21,7 +21,7 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -35,6 +35,7 @@ from vantage.train.data import AugmentConfig, Sample, batches, crop_and_box, cro
 from vantage.train.distributed import (
     Ranks, all_sum, check_replicas, forward_features, main_first, process_group, seed_dropout, shard,
 )
+from vantage.train.instance_adversary import instance_labels, instance_loss, reversal_scale
 from vantage.train.instance_mix import mix, pose_partners
 from vantage.train.keyposes import assign, kmeans, pose_targets
 from vantage.train.losses import Targets, coordinate_loss, joint_loss
@@ -130,6 +131,11 @@ class TrainConfig:
     # run-to-run noise, the symmetry-reduced Acc@π/6 a little lower on both folds (RESULTS.md's levers table).
     instance_mix: float = 0.0
     instance_mix_radius: float = 20.0
+    # Instance-adversarial pose features (vantage.train.instance_adversary): weight of the cross-entropy of an
+    # auxiliary head that tells a view's training instance within its category from the pose heads' input, its
+    # gradient reversed into the trunk (ramped in as Ganin & Lempitsky 2015), so that the pose features drop the
+    # instance's identity. 0 = off.
+    instance_adversary: float = 0.0
     threads: int = 0  # torch threads (0 = default); 1 on a busy shared CPU: 2 threads ran 16× slower per step there
     progress: bool = True
 
@@ -315,8 +321,9 @@ def set_trainable(model: JointPoseNet, phase: Phase) -> None:
     for name, p in model.named_parameters():
         if name.startswith("features."):
             continue
-        # the object-coordinate head supervises the trunk: it trains when the trunk does
-        part = "trunk" if name.startswith(("trunk.", "coordinate_head.")) else "category" if name.startswith("classifier.") else "pose"
+        # the object-coordinate and instance heads act on the trunk: they train when the trunk does
+        auxiliary = ("coordinate_head.", "instance_head.")
+        part = "trunk" if name.startswith(("trunk.", *auxiliary)) else "category" if name.startswith("classifier.") else "pose"
         p.requires_grad_(getattr(phase, part))
 
 
@@ -404,7 +411,7 @@ def write_curves(history: list[dict], out: Path) -> None:
 
 
 class TrainingData(NamedTuple):
-    """What every epoch draws from: cached features, pose targets, categories."""
+    """What every epoch draws from: cached features, pose targets, categories (and instances)."""
 
     feats: torch.Tensor  # (copies, N, C, h, w) float16
     targets: Targets  # of every (copy, sample), flattened copy-major
@@ -415,6 +422,9 @@ class TrainingData(NamedTuple):
     partners: torch.Tensor | None = None
     rotations: np.ndarray | None = None
     gamma: float = 1.0
+    # TrainConfig.instance_adversary: each sample's instance index (N,) and each instance's category (I,)
+    instances: torch.Tensor | None = None
+    instance_category: torch.Tensor | None = None
 
 
 class Step(NamedTuple):
@@ -428,6 +438,7 @@ class Step(NamedTuple):
     phase: Phase
     simple: bool  # M_G warm-up as M_S
     average: WeightAverage | None  # TrainConfig.average_epochs
+    reversal: float | None  # the instance adversary's gradient reversal this epoch (None: no adversary)
 
 
 def train(cfg: TrainConfig, resume: bool = True, stop_after: int | None = None) -> Path:
@@ -512,9 +523,6 @@ def prepare_feature_cache(cfg: TrainConfig) -> None:
 
 def _train(cfg: TrainConfig, ranks: Ranks, resume: bool, stop_after: int | None) -> Path:
     out = Path(cfg.out)
-    if ranks.main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     run_seed = cfg.seed + 1000 * cfg.member
     torch.manual_seed(run_seed)
     if cfg.threads:
@@ -532,11 +540,22 @@ def _train(cfg: TrainConfig, ranks: Ranks, resume: bool, stop_after: int | None)
     if cfg.instance_mix and cfg.model.coordinates:
         raise ValueError("instance_mix blends two instances' features, whose object-coordinate maps do not blend: "
                          "train with model.coordinates or with instance_mix, not both")
+    if cfg.instance_adversary < 0:
+        raise ValueError(f"instance_adversary must be 0 (off) or more, got {cfg.instance_adversary}")
+    if cfg.instance_adversary and cfg.instance_mix:
+        raise ValueError("instance_mix blends two instances, whose blend no instance head can name: train with "
+                         "instance_adversary or with instance_mix, not both")
     samples = training_samples(cfg)  # after the settings are checked: a bad one fails before the views are read
+    labels = np.array([s.category for s in samples])
+    instances, instance_category = instance_labels([s.model_id for s in samples], labels)
+    if cfg.instance_adversary:  # the head's size follows the data; the stored config rebuilds it
+        cfg = replace(cfg, model=replace(cfg.model, instance_classes=len(instance_category)))
+    if ranks.main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     model = JointPoseNet(cfg.model).to(dev)
     cache = main_first(ranks, lambda: cached_features(model, samples, cfg))
     feats, flipped = cache.features, cache.flipped
-    labels = np.array([s.category for s in samples])
     rots = training_rotations(samples, cfg)
     rots = np.where(flipped.numpy()[..., None, None], mirror_rotation(rots), rots)  # (copies, N, 3, 3)
     targets, gamma = training_targets(model, rots, cfg)
@@ -545,7 +564,7 @@ def _train(cfg: TrainConfig, ranks: Ranks, resume: bool, stop_after: int | None)
         partners = torch.from_numpy(pose_partners(rots, labels, np.array([s.model_id for s in samples]),
                                                   cfg.instance_mix_radius))
     data = TrainingData(feats, targets, torch.tensor(labels, dtype=torch.long), cache.coordinates, partners, rots,
-                        gamma)
+                        gamma, torch.from_numpy(instances), torch.from_numpy(instance_category))
 
     model.features.requires_grad_(False)
     params = [p for n, p in model.named_parameters() if not n.startswith("features.")]
@@ -571,8 +590,9 @@ def _train(cfg: TrainConfig, ranks: Ranks, resume: bool, stop_after: int | None)
         t0 = time.time()
         bar = tqdm(total=len(order), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not (cfg.progress and ranks.main),
                    unit="img")
+        reversal = reversal_scale(epoch / cfg.epochs) if cfg.instance_adversary and phase.trunk else None
         step = Step(model, forward_features(model, ranks), opt, sched, cfg, phase, epoch < cfg.simple_warmup_epochs,
-                    average)
+                    average, reversal)
         mix_of = np.random.default_rng([run_seed, epoch]).uniform(0.0, cfg.instance_mix, len(order))
         sums = all_sum(_run_epoch(step, data, order, copy_of, mix_of, ranks, bar), ranks, dev)
         bar.close()
@@ -592,7 +612,8 @@ def _run_epoch(
     """One pass over `order` in global batches, this process taking its shard of each; the metric sums.
     `mix_of` is each drawn sample's partner weight where it has a pose partner (TrainConfig.instance_mix)."""
     cfg, phase, dev = step.cfg, step.phase, next(step.model.parameters()).device
-    sums = {"loss": 0.0, "pose_loss": 0.0, "ce": 0.0, "pose_err": 0.0, "coord_loss": 0.0, "correct": 0, "n": 0}
+    sums = {"loss": 0.0, "pose_loss": 0.0, "ce": 0.0, "pose_err": 0.0, "coord_loss": 0.0, "instance_ce": 0.0,
+            "correct": 0, "n": 0}
     coords = data.coordinates is not None and phase.trunk
     for sl in batches(len(order), cfg.batch_size):
         if sl.stop - sl.start < 2 * ranks.world:  # batch norm needs two samples in each process
@@ -605,7 +626,7 @@ def _run_epoch(
         else:
             x, t = _mixed(step.model, data, x, copy, idx, mix_of[part])
         scale = ranks.world * len(part) / (sl.stop - sl.start)
-        loss, pl, ce, err, logits, cl = _step_losses(step, data, x, t, copy, idx, coords)
+        loss, pl, ce, err, logits, cl, il = _step_losses(step, data, x, t, copy, idx, coords)
         step.opt.zero_grad(set_to_none=True)
         # DDP averages the processes' gradients: weighing each by its share of the batch gives the batch mean's
         (loss * scale).backward()
@@ -613,8 +634,8 @@ def _run_epoch(
             with perturbed([p for g in step.opt.param_groups for p in g["params"]], cfg.sam_rho, step.model):
                 step.opt.zero_grad(set_to_none=True)
                 (_step_losses(step, data, x, t, copy, idx, coords)[0] * scale).backward()
-        if coords:
-            sums["coord_loss"] += cl.item() * len(idx)
+        sums["coord_loss"] += cl.item() * len(idx)
+        sums["instance_ce"] += il.item() * len(idx)
         step.opt.step()
         step.sched.step()
         if step.average:
@@ -647,10 +668,10 @@ def _mixed(model: JointPoseNet, data: TrainingData, x: torch.Tensor, copy: torch
 def _step_losses(step: Step, data: TrainingData, x: torch.Tensor, t: Targets, copy: torch.Tensor,
                  idx: torch.Tensor, coords: bool) -> tuple[torch.Tensor, ...]:
     """One forward pass of a batch with its pose targets `t`: (total loss, pose loss, cross-entropy, pose error,
-    logits, coordinate loss)."""
+    logits, coordinate loss, instance cross-entropy)."""
     cfg, phase, dev = step.cfg, step.phase, x.device
     with torch.autocast(dev.type, enabled=dev.type == "cuda"):
-        logits, heads, *aux = step.forward(x, coords)
+        logits, heads, *aux = step.forward(x, coords, step.reversal)
     heads = type(heads)(*(None if v is None else v.float() for v in heads))
     pl, ce, err = joint_loss(
         step.model, logits.float(), heads, t, data.cats[idx].to(dev), phase.oracle, cfg.alpha, step.simple,
@@ -659,11 +680,15 @@ def _step_losses(step: Step, data: TrainingData, x: torch.Tensor, t: Targets, co
     # CE is weighed by λ only where it shares trainable parts with the pose loss
     ce_weight = (cfg.lambda_category if phase.pose and phase.trunk else 1.0) if phase.category else 0.0
     loss = (pl if phase.pose else 0.0) + ce_weight * ce
-    cl = torch.zeros(())
+    cl, il = torch.zeros(()), torch.zeros(())
     if coords:
         cl = coordinate_loss(aux[0].float(), data.coordinates[copy, idx].to(dev).float())
         loss = loss + cfg.coordinate_weight * cl
-    return loss, pl, ce, err, logits, cl
+    if step.reversal is not None:
+        il = instance_loss(aux[1].float(), data.instances[idx].to(dev), data.cats[idx].to(dev),
+                           data.instance_category.to(dev))
+        loss = loss + cfg.instance_adversary * il
+    return loss, pl, ce, err, logits, cl, il
 
 
 def _epoch_record(epoch: int, phase: Phase, sums: dict[str, float], lr: float, seconds: float) -> dict:
@@ -676,6 +701,7 @@ def _epoch_record(epoch: int, phase: Phase, sums: dict[str, float], lr: float, s
         "pose_loss": sums["pose_loss"] / n,
         "pose_err": sums["pose_err"] / n,
         "coord_loss": sums["coord_loss"] / n,
+        "instance_ce": sums["instance_ce"] / n,
         "ce": sums["ce"] / n,
         "cat_acc": sums["correct"] / n,
         "lr": lr,
