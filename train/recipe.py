@@ -134,6 +134,9 @@ class RecipeConfig:
         # One category-independent head of the same size instead of a head per category (category_dependent
         # False; better for R_G in the 128² ablation) on fold 0: MedErr 18.1° / Acc@π/6 0.639 / cat-acc 0.894 vs
         # 15.3° / 0.669 / 0.908 (symmetry-reduced 14.5° / 0.744 vs 12.9° / 0.786): the heads stay per category.
+        # K = 8 key poses instead of 16 (from fold 0's renders and feature cache): MedErr 17.1° / Acc@π/6 0.644 /
+        # cat-acc 0.908 (symmetry-reduced 14.6° / 0.750) vs 15.3° / 0.669 / 0.908 (12.9° / 0.786): worse beyond the
+        # run-to-run noise (K = 32 on one 128² network earlier: 17.2° vs 16.3°, no gain), so K stays 16.
         model=ModelConfig(head="bd_p", per_bin_delta=True, num_bins=16),
         # Occlusion (random erasing) on half the augmented crops: one M_P+ network on the same renders,
         # on the held-out views MedErr 16.7° / Acc@π/6 0.656 vs 16.3° / 0.656 without (noise), and on the
