@@ -566,8 +566,7 @@ def _train(cfg: TrainConfig, ranks: Ranks, resume: bool, stop_after: int | None)
     targets, gamma = training_targets(model, rots, cfg)
     partners = None
     if cfg.instance_mix:
-        partners = torch.from_numpy(pose_partners(rots, labels, np.array([s.model_id for s in samples]),
-                                                  cfg.instance_mix_radius))
+        partners = torch.from_numpy(pose_partners(rots, labels, instances, cfg.instance_mix_radius))
     data = TrainingData(feats, targets, torch.tensor(labels, dtype=torch.long), cache.coordinates, partners, rots,
                         gamma, torch.from_numpy(instances), torch.from_numpy(instance_category))
 
