@@ -108,6 +108,11 @@ def test_recipe_refuses_a_bad_input_size_member_count_or_backbone_before_renderi
     with pytest.raises(ValueError, match="backbone must be one of"):
         run_recipe(cfg)
     assert not (tmp_path / "out").exists()
+    cfg = RecipeConfig(models=str(tmp_path / "repo"), out=str(tmp_path / "out"))
+    cfg.train.instance_adversary = -1.0
+    with pytest.raises(ValueError, match="instance_adversary must be 0"):  # a training setting, checked up front
+        run_recipe(cfg)
+    assert not (tmp_path / "out").exists()
 
 
 def test_recipe_cli_refuses_a_backbone_per_member_that_does_not_match_with_a_message(tmp_path: Path) -> None:
@@ -116,6 +121,24 @@ def test_recipe_cli_refuses_a_backbone_per_member_that_does_not_match_with_a_mes
                           "efficientnet_lite0", "efficientnet_lite1"], capture_output=True, text=True, timeout=300)
     assert res.returncode == 2 and "vantage recipe: 2 backbones for 3 members" in res.stderr, res.stderr
     assert "Traceback" not in res.stderr and not (tmp_path / "out").exists()
+
+
+def test_recipe_cli_set_reaches_the_config_and_refuses_unknown_or_mistyped_settings(tmp_path: Path) -> None:
+    def recipe(*sets: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "vantage", "recipe", "reference", "--models",
+                               str(tmp_path / "repo"), "--out", str(tmp_path / "out"),
+                               *[a for s in sets for a in ("--set", s)]], capture_output=True, text=True, timeout=300)
+
+    for sets, message in (
+        (("input_size=96",), "tap grid 3 that input_size 96 gives"),  # the default 192 would pass: the value arrived
+        (("train.sam_rho=0.05", "train.instance_adversary=-0.5"), "instance_adversary must be 0 (off) or more"),
+        (("train.instance_adversry=0.1",), "TrainConfig has no setting 'instance_adversry' (did you mean "
+                                           "instance_adversary"),
+        (("train.model.pose_channels=32.5",), "--set train.model.pose_channels: expected a whole number"),
+    ):
+        res = recipe(*sets)
+        assert res.returncode == 2 and res.stderr.startswith("vantage recipe: ") and message in res.stderr, res.stderr
+        assert "Traceback" not in res.stderr and not (tmp_path / "out").exists()
 
 
 @pytest.mark.slow

@@ -5,12 +5,16 @@ from __future__ import annotations
 import copy
 import json
 import statistics
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
-from vantage.train.results_doc import (DOCS, lever_change, lever_runs, levers_section, folds_section, plot_folds,
-                                       run_noise, seed_reruns, seeds_section)
+from vantage.train.config_file import override
+from vantage.train.recipe import RecipeConfig
+from vantage.train.results_doc import (DOCS, _flat, folds_section, lever_change, lever_runs, lever_settings,
+                                       levers_section, plot_folds, recipe_runs, run_noise, seed_reruns,
+                                       seeds_section, set_flag)
 
 
 def _runs() -> list[dict]:
@@ -69,12 +73,25 @@ def test_a_lever_is_named_by_the_settings_it_changed_not_by_where_it_ran() -> No
     lever["config"]["train"]["alpha"] = 0.3
     lever["config"]["train"]["augment"]["blur_prob"] = 0.0
     blur = stored["config"]["train"]["augment"]["blur_prob"]
-    assert lever_change(lever, stored) == f"augment.blur_prob {blur} → 0.0, alpha 1.0 → 0.3"
+    assert lever_change(lever, stored) == f"`train.augment.blur_prob=0.0` (was {blur}), `train.alpha=0.3` (was 1.0)"
     assert "sam_rho" not in stored["config"]["train"], "a setting the stored run predates counts at today's default"
     lever["config"]["train"]["sam_rho"] = 0.05
-    assert lever_change(lever, stored).endswith("sam_rho 0.0 → 0.05")
+    assert lever_change(lever, stored).endswith("`train.sam_rho=0.05` (was 0.0)")
     lever["config"]["train"]["gone"] = 1  # a setting the code no longer has
     assert "gone" not in lever_change(lever, stored)
+
+
+def test_every_stored_lever_reruns_from_the_set_flags_its_row_names() -> None:
+    stored = {r["config"]["fold"]: r for r in recipe_runs()}
+    levers = [lever for lever in lever_runs() if lever["config"]["fold"] in stored]
+    assert levers, "docs/results/levers holds runs of stored folds"
+    for lever in levers:
+        changes = lever_settings(lever, stored[lever["config"]["fold"]])
+        assert changes, f"{lever['config']['out']} changed nothing"
+        cfg = override(RecipeConfig(models="repo", out="out", fold=lever["config"]["fold"]),
+                       [set_flag(key, now) for key, _, now in changes])
+        rebuilt = _flat(json.loads(json.dumps({**asdict(cfg), "train": cfg.train.to_dict()})))
+        assert {key: rebuilt[key] for key, _, _ in changes} == {key: now for key, _, now in changes}
 
 
 def test_levers_table_weighs_each_lever_against_the_noise() -> None:
@@ -94,9 +111,11 @@ def test_levers_table_weighs_each_lever_against_the_noise() -> None:
     levers = [lever(runs[1], 0.3, -2.0, 0.0), lever(runs[0], 0.3, 0.5, 0.01), lever(runs[1], 3.0, 2.0, 0.0),
               lever(runs[1], 2.0, -2.0, -0.2)]
     lines = levers_section(runs, levers, noise)
-    rows = [line for line in lines if line.startswith("| alpha")]
-    assert [r.split(" | ")[:2] for r in rows] == [["| alpha 1.0 → 0.3", "0"], ["| alpha 1.0 → 0.3", "1"],
-                                                  ["| alpha 1.0 → 2.0", "0"], ["| alpha 1.0 → 3.0", "0"]]
+    rows = [line for line in lines if line.startswith("| `train.alpha")]
+    assert [r.split(" | ")[:2] for r in rows] == [["| `train.alpha=0.3` (was 1.0)", "0"],
+                                                  ["| `train.alpha=0.3` (was 1.0)", "1"],
+                                                  ["| `train.alpha=2.0` (was 1.0)", "0"],
+                                                  ["| `train.alpha=3.0` (was 1.0)", "0"]]
     assert [r.rsplit(" | ", 1)[1] for r in rows] == ["better |", "within the noise |", "mixed |", "worse |"]
     med = runs[1]["overall"]["med_err"]
     assert f"| {med - 2.0:.1f} (−2.0) |" in rows[0] and f"| {med + 2.0:.1f} (+2.0) |" in rows[3]

@@ -1,4 +1,5 @@
-"""YAML configuration files for `vantage train --config FILE` (and the from-scratch CNN's `--config`).
+"""YAML configuration files for `vantage train --config FILE` (and the from-scratch CNN's `--config`), and
+`--set KEY=VALUE` overrides of any setting of a config dataclass (`vantage recipe reference --set ...`).
 
 A file holds the fields of a config dataclass (TrainConfig: nested `model:` and
 `augment:` sections); flags given on the command line override the file, so a
@@ -7,8 +8,10 @@ config stays the one record of a run.
 
 from __future__ import annotations
 
+import difflib
+from dataclasses import fields, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import yaml
 
@@ -42,3 +45,75 @@ def load_train_config(
     if fusion:
         raw.setdefault("model", {})["fusion"] = fusion
     return TrainConfig.from_dict(raw)
+
+
+def override(cfg: Any, sets: Sequence[str]) -> Any:
+    """`cfg` (a config dataclass, changed in place and returned) with each `KEY=VALUE` applied.
+
+    KEY is a dotted path to one existing setting (`train.model.pose_channels`), VALUE is read as YAML (`0.1`,
+    `true`, `[-35, 75]`, `null`) and must fit the setting's current type, so that a typo or a wrong type fails
+    here with the setting's name, not as a silent extra field or a crash minutes into a run. Why: every lever
+    in docs/RESULTS.md is the recipe with a setting or two changed, and a user reruns it with these flags.
+    """
+    for item in sets:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE, e.g. train.epochs=20")
+        *parents, name = key.split(".")
+        owner = cfg
+        for part in parents:
+            owner = getattr(owner, _field(owner, part, key).name)
+        field = _field(owner, name, key)
+        current = getattr(owner, name)
+        if is_dataclass(current):
+            raise ValueError(f"--set {key}: a section, not a setting; set one of its fields: "
+                             + ", ".join(f"{key}.{f.name}" for f in fields(current)))
+        value = _coerce(yaml.safe_load(text), current, "None" in str(field.type), key)
+        setattr(owner, name, value)
+    return cfg
+
+
+def _field(owner: Any, name: str, key: str) -> Any:
+    """The dataclass field `name` of `owner`, or a ValueError naming the setting and the closest real ones."""
+    known = {f.name: f for f in fields(owner)} if is_dataclass(owner) else {}
+    if name not in known:
+        close = difflib.get_close_matches(name, list(known), n=3)
+        raise ValueError(f"--set {key}: {type(owner).__name__} has no setting {name!r}"
+                         + (f" (did you mean {' or '.join(close)}?)" if close else ""))
+    return known[name]
+
+
+def _coerce(value: Any, current: Any, nullable: bool, key: str) -> Any:
+    """`value` as the type of the setting's `current` value (ints for floats, lists for tuples, element by
+    element), or a ValueError saying what the setting takes."""
+    def wrong(kind: str) -> ValueError:
+        return ValueError(f"--set {key}: expected {kind}, got {value!r}")
+
+    if value is None:
+        if nullable or current is None:
+            return None
+        raise wrong(f"a value like {current!r} (this setting cannot be null)")
+    if current is None:
+        return value
+    if isinstance(current, bool):
+        if not isinstance(value, bool):
+            raise wrong("true or false")
+        return value
+    if isinstance(current, (int, float)):
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 as a string
+            try:
+                value = float(value)
+            except ValueError:
+                raise wrong("a number") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise wrong("a number")
+        if isinstance(current, int) and value != int(value):
+            raise wrong("a whole number")
+        return type(current)(value)
+    if isinstance(current, (list, tuple)):
+        if not isinstance(value, list):
+            raise wrong(f"a list like {list(current)!r}")
+        return type(current)(_coerce(v, current[0], False, key) if current else v for v in value)
+    if not isinstance(value, type(current)):
+        raise wrong(f"a {type(current).__name__}")
+    return value

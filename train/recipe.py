@@ -190,11 +190,12 @@ def render_split(cfg: RecipeConfig) -> tuple[list[str], str | None, list[str]]:
 
 
 def check_recipe(cfg: RecipeConfig) -> None:
-    """Build each distinct member network once (and set the input size), so that settings the networks cannot
-    take (an input size, an unknown backbone, a backbone per member that does not match `members`) fail
-    with a ValueError here, not after minutes of rendering."""
+    """Check the training settings and build each distinct member network once (and set the input size), so that
+    settings no run or network can take (an input size, an unknown backbone, a backbone per member that does not
+    match `members`, a negative loss weight) fail with a ValueError here, not after minutes of rendering."""
     from vantage.train.ensemble import distinct_models, member_configs
     from vantage.train.model import JointPoseNet
+    from vantage.train.trainer import check_settings
 
     cfg.train.model.input_size = cfg.input_size
     if cfg.held_out_per_category < 0:
@@ -203,6 +204,7 @@ def check_recipe(cfg: RecipeConfig) -> None:
         raise ValueError(f"fold {cfg.fold} picks which meshes are held out, but held_out_per_category 0 holds none out")
     if cfg.members < 1:
         raise ValueError(f"members must be at least 1, got {cfg.members}")
+    check_settings(cfg.train)
     for model in distinct_models(member_configs(cfg.train, cfg.members, cfg.member_backbones)):
         JointPoseNet(model)
 

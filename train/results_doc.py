@@ -215,16 +215,23 @@ def _recipe_defaults() -> dict:
     return _flat(json.loads(json.dumps(asdict(RecipeConfig(models="", out="")))))
 
 
-def lever_change(lever: dict, stored: dict) -> str:
-    """The settings a lever run trained with that its fold's stored run did not, read from their configs; a setting
-    the stored run predates counts at today's default (`RecipeConfig`), one the code no longer has is left out."""
+def lever_settings(lever: dict, stored: dict) -> list[tuple[str, object, object]]:
+    """(dotted key, the stored run's value, the lever's value) of each setting a lever run trained with that its
+    fold's stored run did not, read from their configs; a setting the stored run predates counts at today's
+    default (`RecipeConfig`), one the code no longer has is left out."""
     defaults, base = _recipe_defaults(), _flat(stored["config"])
-    changes = []
-    for k, v in _flat(lever["config"]).items():
-        was = base.get(k, defaults.get(k, v))
-        if k not in WHERE and v != was:
-            changes.append(f"{k.removeprefix('train.')} {was} → {v}")
-    return ", ".join(changes) or "nothing"
+    return [(k, base.get(k, defaults[k]), v) for k, v in _flat(lever["config"]).items()
+            if k in defaults and k not in WHERE and v != base.get(k, defaults[k])]
+
+
+def set_flag(key: str, value: object) -> str:
+    """`KEY=VALUE` as `vantage recipe reference --set` reads it back (the value as YAML: JSON but bare strings)."""
+    return f"{key}={value if isinstance(value, str) else json.dumps(value)}"
+
+
+def lever_change(lever: dict, stored: dict) -> str:
+    """A lever's change as the `--set` flags that rerun it, each with the value it replaced."""
+    return ", ".join(f"`{set_flag(k, now)}` (was {was})" for k, was, now in lever_settings(lever, stored)) or "nothing"
 
 
 def lever_thresholds(stored: dict, noise: list[float] | None) -> list[float] | None:
@@ -273,7 +280,9 @@ def levers_section(runs: list[dict], levers: list[dict], noise: list[float] | No
         "The verdict weighs every figure against the run-to-run noise (the largest difference above; for an "
         "accuracy at least its standard error over the test views): *better* or *worse* where a figure moves "
         "further, *mixed* where figures move both ways, *within the noise* where none does. "
-        "A lever is adopted only when it is better on every fold it was run on.", "", head, *rows, "",
+        "A lever is adopted only when it is better on every fold it was run on. Each reruns with "
+        "`vantage recipe reference --models DIR --out OUT --fold F --set KEY=VALUE` for each setting its change "
+        "names.", "", head, *rows, "",
     ]
 
 

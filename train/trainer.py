@@ -526,13 +526,9 @@ def prepare_feature_cache(cfg: TrainConfig) -> None:
     cached_features(JointPoseNet(cfg.model), training_samples(cfg), cfg)
 
 
-def _train(cfg: TrainConfig, ranks: Ranks, resume: bool, stop_after: int | None) -> Path:
-    out = Path(cfg.out)
-    run_seed = cfg.seed + 1000 * cfg.member
-    torch.manual_seed(run_seed)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    dev = device()
+def check_settings(cfg: TrainConfig) -> None:
+    """Refuse settings no run can take (a ValueError naming the setting), so that a caller such as the recipe
+    can fail before minutes of rendering rather than when training starts."""
     if cfg.protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {cfg.protocol!r}")
     if cfg.sam_rho < 0:
@@ -550,6 +546,16 @@ def _train(cfg: TrainConfig, ranks: Ranks, resume: bool, stop_after: int | None)
     if cfg.instance_adversary and cfg.instance_mix:
         raise ValueError("instance_mix blends two instances, whose blend no instance head can name: train with "
                          "instance_adversary or with instance_mix, not both")
+
+
+def _train(cfg: TrainConfig, ranks: Ranks, resume: bool, stop_after: int | None) -> Path:
+    out = Path(cfg.out)
+    run_seed = cfg.seed + 1000 * cfg.member
+    torch.manual_seed(run_seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    dev = device()
+    check_settings(cfg)
     samples = training_samples(cfg)  # after the settings are checked: a bad one fails before the views are read
     labels = np.array([s.category for s in samples])
     instances, instance_category = instance_labels([s.model_id for s in samples], labels)

@@ -292,6 +292,7 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 
 def _recipe(args: argparse.Namespace) -> int:
+    from vantage.train.config_file import override
     from vantage.train.recipe import RecipeConfig, check_recipe, run_recipe
 
     given = {"input_size": args.input_size, "members": args.members, "fold": args.fold,
@@ -299,7 +300,8 @@ def _recipe(args: argparse.Namespace) -> int:
              "member_backbones": tuple(args.member_backbones) if args.member_backbones else None}
     cfg = RecipeConfig(models=args.models, out=args.out, photos=args.photos, workers=args.workers,
                        **{k: v for k, v in given.items() if v is not None})
-    try:  # settings the networks cannot take: a message before any rendering, not a traceback
+    try:  # settings unknown or the networks cannot take: a message before any rendering, not a traceback
+        override(cfg, args.set or [])
         check_recipe(cfg)
     except ValueError as exc:
         print(f"vantage recipe: {exc}", file=sys.stderr)
@@ -526,6 +528,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--held-out", type=int, metavar="N",
                    help="meshes held out per category for the test (default 1); 0 trains on every mesh and "
                         "evaluates nothing: the bundle to ship once the folds have measured the recipe")
+    c.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="change any RecipeConfig setting, a dotted path, the value read as YAML (repeatable; applied "
+                        "after the flags above), e.g. --set train.instance_adversary=0.1 --set cad_views=320: "
+                        "how each lever of docs/RESULTS.md reruns")
     c.set_defaults(func=_recipe)
 
     d = sub.add_parser("demo", help="live pose overlay on camera, video or synthetic frames: axes, and the "
