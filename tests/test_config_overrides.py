@@ -42,6 +42,7 @@ def test_override_sets_a_nullable_setting_to_null_and_the_last_of_two_wins() -> 
     ("train.model.head_hidden=3", "train.model.head_hidden: expected a list like [256, 128], got 3"),
     ("train_elevation_range=[low, 75]", "train_elevation_range: expected a number, got 'low'"),
     ("cad_views=null", "cad_views: expected a value like 160 (this setting cannot be null)"),
+    ("photos=3", "photos: expected a str, got 3"),
     ("epochs", "--set 'epochs': expected KEY=VALUE"),
     ("=3", "--set '=3': expected KEY=VALUE"),
 ])

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from vantage.train.recipe import RecipeConfig, run_recipe
+from vantage.train.recipe import RecipeConfig, render_split, run_recipe
 from vantage.train.shapes import generate_mesh
 
 CATEGORIES = ("car", "chair")
@@ -92,6 +93,15 @@ def test_recipe_holds_models_out_and_measures_the_exported_bundle(tmp_path: Path
     assert bundle["confidence_calibration"]["answer"] == list(answer)
     assert bundle["confidence_calibration"]["alternatives"] == list(alternatives)
     assert result["hypotheses"]["calibration"] == bundle["confidence_calibration"]
+    # a lever run reuses these renders as they are, and refuses to render over them with other settings
+    manifest = (data / "cad_train" / "manifest.jsonl").read_bytes()
+    lever = replace(cfg, out=str(tmp_path / "lever"), data=str(data))
+    train_dirs, test_dir, held_out = render_split(lever)
+    assert train_dirs == result["config"]["train"]["data"] and test_dir == str(data / "cad_test")
+    assert sorted(held_out) == sorted(test_models) and not (tmp_path / "lever").exists()
+    with pytest.raises(ValueError, match=f"{data / 'cad_train'}: not rendered with this recipe's meshes and settings"):
+        render_split(replace(lever, cad_views=7))
+    assert (data / "cad_train" / "manifest.jsonl").read_bytes() == manifest and not (tmp_path / "lever").exists()
 
 
 def test_recipe_refuses_a_bad_input_size_member_count_or_backbone_before_rendering(tmp_path: Path) -> None:

@@ -68,7 +68,7 @@ def override(cfg: Any, sets: Sequence[str]) -> Any:
         if is_dataclass(current):
             raise ValueError(f"--set {key}: a section, not a setting; set one of its fields: "
                              + ", ".join(f"{key}.{f.name}" for f in fields(current)))
-        value = _coerce(yaml.safe_load(text), current, "None" in str(field.type), key)
+        value = _coerce(yaml.safe_load(text), current, str(field.type), key)
         setattr(owner, name, value)
     return cfg
 
@@ -83,17 +83,20 @@ def _field(owner: Any, name: str, key: str) -> Any:
     return known[name]
 
 
-def _coerce(value: Any, current: Any, nullable: bool, key: str) -> Any:
+def _coerce(value: Any, current: Any, annotation: str, key: str) -> Any:
     """`value` as the type of the setting's `current` value (ints for floats, lists for tuples, element by
-    element), or a ValueError saying what the setting takes."""
+    element; a string where the annotation of a setting now null says `str`), or a ValueError saying what the
+    setting takes."""
     def wrong(kind: str) -> ValueError:
         return ValueError(f"--set {key}: expected {kind}, got {value!r}")
 
     if value is None:
-        if nullable or current is None:
+        if "None" in annotation or current is None:
             return None
         raise wrong(f"a value like {current!r} (this setting cannot be null)")
     if current is None:
+        if annotation.startswith("str") and not isinstance(value, str):
+            raise wrong("a str")
         return value
     if isinstance(current, bool):
         if not isinstance(value, bool):
@@ -113,7 +116,7 @@ def _coerce(value: Any, current: Any, nullable: bool, key: str) -> Any:
     if isinstance(current, (list, tuple)):
         if not isinstance(value, list):
             raise wrong(f"a list like {list(current)!r}")
-        return type(current)(_coerce(v, current[0], False, key) if current else v for v in value)
+        return type(current)(_coerce(v, current[0], "", key) if current else v for v in value)
     if not isinstance(value, type(current)):
         raise wrong(f"a {type(current).__name__}")
     return value

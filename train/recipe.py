@@ -40,6 +40,11 @@ class RecipeConfig:
 
     models: str
     out: str
+    # Folder of the renders; None: OUT/data. Another run's folder (with `train.feature_cache` at its run folder) lets
+    # a lever differ from that run in its change alone and skip its rendering and feature pass, as every lever in
+    # docs/RESULTS.md did. Those renders are reused as they are, never rendered over: a folder rendered with other
+    # settings is refused.
+    data: str | None = None
     # What the training meshes are worth: 2 held out (29 training meshes instead of 41, 226 views each so the
     # views stay as many; 52.9 min) scored on fold 0's meshes MedErr 17.6° / Acc@π/6 0.619 / cat-acc 0.881 vs
     # 15.3° / 0.669 / 0.908, on fold 1's 23.5° / 0.556 / 0.719 vs 18.2° / 0.639 / 0.778: every mesh counts, and
@@ -164,7 +169,7 @@ def render_split(cfg: RecipeConfig) -> tuple[list[str], str | None, list[str]]:
     from vantage.train.meshes import builtin_specs, hold_out, scan_repository
     from vantage.train.render import RenderConfig, render_dataset, rendered_with
 
-    data = Path(cfg.out) / "data"
+    data = Path(cfg.data) if cfg.data else Path(cfg.out) / "data"
     train_specs, held = hold_out(scan_repository(cfg.models), cfg.held_out_per_category,
                                  seed=cfg.split_seed, fold=cfg.fold)
     hybrids = hybrid_specs(train_specs, cfg.cad_hybrids, seed=cfg.split_seed)  # of training meshes only
@@ -181,8 +186,13 @@ def render_split(cfg: RecipeConfig) -> tuple[list[str], str | None, list[str]]:
         (held, data / "cad_test", RenderConfig(views_per_model=cfg.test_views, seed=TEST_SEED,
                                                background_weights=test_bg, **size)),
     ]
+    stale = [folder for specs, folder, render_cfg in jobs if specs and not rendered_with(folder, render_cfg, specs)]
+    if cfg.data and stale:
+        raise ValueError(f"{', '.join(map(str, stale))}: not rendered with this recipe's meshes and settings; another "
+                         f"run's renders (`data`) are reused as they are, never rendered over: leave `data` unset to "
+                         f"render into {Path(cfg.out) / 'data'}")
     for specs, folder, render_cfg in jobs:
-        if specs and not rendered_with(folder, render_cfg, specs):
+        if folder in stale:
             render_dataset(specs, folder, render_cfg, cfg.workers)
     train_dirs = [str(data / "cad_train")] + ([str(data / "builtin_train")] if cfg.builtin_instances else []) + (
         [str(data / "hybrid_train")] if hybrids else [])

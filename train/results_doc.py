@@ -198,7 +198,7 @@ def lever_runs() -> list[dict]:
 
 
 # Settings of a recipe.json that say where it ran, not what it trained
-WHERE = ("models", "out", "train.data", "train.out", "train.feature_cache", "train.threads", "train.progress",
+WHERE = ("models", "out", "data", "train.data", "train.out", "train.feature_cache", "train.threads", "train.progress",
          "confidence_calibration")
 
 
