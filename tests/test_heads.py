@@ -173,6 +173,34 @@ def test_pose_skip_feeds_the_tap_activations_to_the_heads_and_exports(tmp_path):
     assert np.abs(got[2] - rot.numpy()).max() < 1e-4
 
 
+def test_a_shared_head_input_feeds_every_category_head_learns_from_each_and_exports(tmp_path):
+    model = _pose_model(shared_head_input=24)
+    plain = _pose_model()
+    assert all(h.net[0].in_features == 24 and h.delta[0].in_features == 24 for h in model.pose_heads)
+    assert model.head_input[0].in_features == plain.pose_heads[0].net[0].in_features
+    assert plain.head_input is None and not any(k.startswith("head_input.") for k in plain.state_dict())
+    model.set_key_poses(kmeans(pose_targets(_rotations(48), np.zeros((1, 3)), 1.0).axis_angle, BINS))
+    feats = model.features(torch.randn(6, 3, 64, 64)).detach()
+    model.train()
+    _, out = model.forward_features(feats)
+    assert out.bins.shape == (6, len(CATS), BINS) and out.delta.shape == (6, len(CATS), BINS, 3)
+    shared = model.head_input[0].weight
+    for c in range(len(CATS)):  # the one layer learns from every category's loss, not from one head's
+        assert float(torch.autograd.grad(out.bins[:, c].sum(), shared, retain_graph=True)[0].abs().sum()) > 0
+
+    model.eval()
+    x, hint = torch.randn(3, 3, 64, 64), torch.zeros(3, 3)
+    with torch.no_grad():
+        rot = model(x, hint)[2]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bundle = export_bundle(model, tmp_path / "shared")
+    got = ort_session(bundle / "model.onnx").run(None, {INPUT_NAME: x.numpy(), INPUT_HINT_NAME: hint.numpy()})
+    assert np.abs(got[2] - rot.numpy()).max() < 1e-4
+    with pytest.raises(ValueError, match="shared_head_input must be 0"):
+        ModelConfig(shared_head_input=-1)
+
+
 def test_pose_dropout_acts_in_training_only_and_keeps_the_checkpoint_layout():
     model = _pose_model(pose_dropout=0.5)
     plain = _pose_model()

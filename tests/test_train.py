@@ -14,7 +14,8 @@ from vantage.train.data import (AugmentConfig, camera_effect, jitter_box, lower_
                                 read_samples)
 from vantage.train.meshes import builtin_specs
 from vantage.train.render import RenderConfig, render_dataset
-from vantage.train.trainer import TrainConfig, balanced_epoch_length, balanced_order, load_model, train
+from vantage.train.trainer import (Phase, TrainConfig, _set_modes, balanced_epoch_length, balanced_order, load_model,
+                                   set_trainable, train)
 
 CATS = ["car", "chair", "aeroplane"]
 
@@ -159,6 +160,24 @@ def test_an_instance_adversarial_run_learns_with_its_head_sized_to_the_instances
                          ({"instance_mix": 0.5}, "instance_adversary or with instance_mix")):
         with pytest.raises(ValueError, match=message):
             train(replace(adversarial, out=str(tmp_path / "bad"), **bad))
+
+
+def test_a_run_with_a_shared_head_input_trains_it_and_loads_back_with_it(dataset, plain_run, tmp_path):
+    cfg = _cfg(dataset, tmp_path, epochs=3)
+    cfg.model.shared_head_input = 32
+    ckpt = train(cfg)
+    log = json.loads((tmp_path / "log.json").read_text())
+    assert log[-1]["pose_loss"] < log[0]["pose_loss"]
+    model, info = load_model(ckpt)
+    assert info["config"].model.shared_head_input == 32 and model.head_input is not None
+    plain, _ = load_model(plain_run / "checkpoint.pt")
+    assert plain.head_input is None
+    # the shared layer is a part of the pose heads: it trains in the phases that train the pose, and only then
+    for phase, on in ((Phase("pose", True, True, False, False), True), (Phase("category", False, False, True, False), False)):
+        set_trainable(model, phase)
+        assert all(p.requires_grad == on for p in model.head_input.parameters())
+        _set_modes(model, phase)
+        assert model.head_input.training == on
 
 
 def test_balanced_order_equalises_categories():

@@ -484,8 +484,9 @@ def _set_modes(model: JointPoseNet, phase: Phase) -> None:
     model.train()
     model.features.eval()
     for part, on in ((model.trunk, phase.trunk), (model.pose_heads, phase.pose), (model.pose_reduce, phase.pose),
-                     (model.classifier, phase.category)):
-        part.train(on)
+                     (model.head_input, phase.pose), (model.classifier, phase.category)):
+        if part is not None:
+            part.train(on)
 
 
 def training_samples(cfg: TrainConfig) -> list[Sample]:
