@@ -95,8 +95,11 @@ def test_render_train_export_commands(tmp_path):
     records = [json.loads(line) for line in (data / "manifest.jsonl").read_text().splitlines()]
     assert len(records) == 36 and 0 < sum(r["ground"] for r in records) < 36
     assert all((data / r["coords"]).is_file() for r in records)
-    res = vantage("train", "--data", str(data), "--out", str(run), "--epochs", "1")
+    res = vantage("train", "--data", str(data), "--out", str(run), "--epochs", "1", "--set", "model.epochs=2")
+    assert res.returncode == 2 and "vantage train: --set model.epochs: ModelConfig has no setting 'epochs'" in res.stderr
+    res = vantage("train", "--data", str(data), "--out", str(run), "--epochs", "1", "--set", "model.head_hidden=[32, 16]")
     assert res.returncode == 0, res.stderr[-2000:]
+    assert json.loads((run / "config.json").read_text())["model"]["head_hidden"] == [32, 16]
     res = vantage("export", "--checkpoint", str(run / "checkpoint.pt"), "--out", str(bundle))
     assert res.returncode == 0, res.stderr[-2000:]
     meta = json.loads((bundle / "vantage.json").read_text())

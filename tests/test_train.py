@@ -287,6 +287,10 @@ def test_yaml_config_with_overrides(tmp_path):
     cfg = load_train_config(path, data=["d"], out="o", epochs=None, fusion=None)
     assert cfg.epochs == 7 and cfg.model.fusion == "top1" and cfg.model.head_hidden == (64, 32)
     assert load_train_config(path, data=["d"], out="o", epochs=2, fusion="weighted").model.fusion == "weighted"
+    cfg = load_train_config(path, data=["d"], out="o", epochs=2, sets=["model.head_hidden=[16, 8]", "epochs=5", "lr=1e-3"])
+    assert cfg.model.head_hidden == (16, 8) and cfg.epochs == 5 and cfg.lr == 1e-3 and cfg.model.fusion == "top1"
+    with pytest.raises(ValueError, match="TrainConfig has no setting 'epochz'"):
+        load_train_config(path, data=["d"], out="o", sets=["epochz=3"])
     path.write_text("epochz: 3\n")
     with pytest.raises(ValueError, match="unknown TrainConfig fields"):
         load_train_config(path, data=["d"], out="o")

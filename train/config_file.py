@@ -39,12 +39,13 @@ def load_train_config(
     out: str | None = None,
     epochs: int | None = None,
     fusion: str | None = None,
+    sets: Sequence[str] = (),
 ) -> TrainConfig:
-    """TrainConfig from a YAML file (optional) with command-line overrides."""
+    """TrainConfig from a YAML file (optional) with command-line overrides, `sets` (KEY=VALUE, `override`) last."""
     raw = config_mapping(path, TrainConfig, data=list(data or []), out=out, epochs=epochs)
     if fusion:
         raw.setdefault("model", {})["fusion"] = fusion
-    return TrainConfig.from_dict(raw)
+    return override(TrainConfig.from_dict(raw), sets)
 
 
 def override(cfg: Any, sets: Sequence[str]) -> Any:

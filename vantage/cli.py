@@ -43,7 +43,12 @@ def _train(args: argparse.Namespace) -> int:
     from vantage.train.distributed import is_main_process
     from vantage.train.trainer import train
 
-    cfg = load_train_config(args.config, data=args.data, out=args.out, epochs=args.epochs, fusion=args.fusion)
+    try:  # an unknown or mistyped setting: a message, not a traceback
+        cfg = load_train_config(args.config, data=args.data, out=args.out, epochs=args.epochs, fusion=args.fusion,
+                                sets=args.set or [])
+    except ValueError as exc:
+        print(f"vantage train: {exc}", file=sys.stderr)
+        return 2
     ckpt = train(cfg, resume=not args.restart)
     if is_main_process():  # once under torchrun
         print(f"checkpoint: {ckpt}")
@@ -376,6 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int)
     t.add_argument("--fusion", choices=("weighted", "top1"))
     t.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in --out")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="change any TrainConfig setting, a dotted path, the value read as YAML (repeatable; applied "
+                        "last), e.g. --set model.shared_head_input=256 --set augment.occlude_prob=0.5")
     t.set_defaults(func=_train)
 
     e = sub.add_parser("export", help="export a checkpoint to a model bundle (ONNX + vantage.json)")
