@@ -36,6 +36,7 @@ def test_override_sets_a_nullable_setting_to_null_and_the_last_of_two_wins() -> 
     ("train.epochs.max=3", "int has no setting 'max'"),
     ("train.model=3", "train.model: a section, not a setting; set one of its fields: train.model.categories"),
     ("train.epochs=1.5", "train.epochs: expected a whole number, got 1.5"),
+    ("train.epochs=.inf", "train.epochs: expected a whole number, got inf"),
     ("train.flip=1", "train.flip: expected true or false, got 1"),
     ("input_size=large", "input_size: expected a number, got 'large'"),
     ("train.model.head=[1]", "train.model.head: expected a str, got [1]"),

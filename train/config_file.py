@@ -111,7 +111,7 @@ def _coerce(value: Any, current: Any, annotation: str, key: str) -> Any:
                 raise wrong("a number") from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise wrong("a number")
-        if isinstance(current, int) and value != int(value):
+        if isinstance(current, int) and not float(value).is_integer():
             raise wrong("a whole number")
         return type(current)(value)
     if isinstance(current, (list, tuple)):
