@@ -137,7 +137,9 @@ class TrainConfig:
     # instance's identity. 0 = off: 0.1 in the reference recipe (folds 0 and 1 from their renders and feature caches):
     # fold 0 MedErr 15.2° / Acc@π/6 0.703 / cat-acc 0.897 vs 15.3° / 0.669 / 0.908 (symmetry-reduced 12.9° / 0.811 vs
     # 12.9° / 0.786), fold 1 18.7° / 0.628 / 0.783 vs 18.2° / 0.639 / 0.778 (13.6° / 0.767 vs 13.5° / 0.778): the
-    # accuracies better on fold 0 only, fold 1 within the run-to-run noise. The adversary did not win at 0.1 (its
+    # accuracies better on fold 0 only, fold 1 within the run-to-run noise; fold 2 (rendered afresh, same seeds)
+    # 24.1° / 0.531 / 0.822 vs 20.3° / 0.567 / 0.797 (14.3° / 0.756 vs 13.1° / 0.783): the pose worse, the category
+    # a little better (mixed). Better on one fold of three, so it stays off. The adversary did not win at 0.1 (its
     # instance cross-entropy fell to ~0.4-0.5 nats, chance ~2.4; training error 7.2° vs 6.9°); at 1 it did (back at
     # chance from epoch 9) and the training pose error ran 2-3° behind the plain run's (stopped at epoch 17).
     instance_adversary: float = 0.0
