@@ -148,6 +148,18 @@ def _pose_model(**options) -> JointPoseNet:
                                     head="bd_p", num_bins=BINS, per_bin_delta=True, **options))
 
 
+def _assert_exports_with_parity(model: JointPoseNet, folder) -> None:
+    """The model (in eval mode) exports to a bundle whose ONNX rotations match PyTorch's within 1e-4."""
+    x, hint = torch.randn(3, 3, 64, 64), torch.zeros(3, 3)
+    with torch.no_grad():
+        rot = model(x, hint)[2]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bundle = export_bundle(model, folder)
+    got = ort_session(bundle / "model.onnx").run(None, {INPUT_NAME: x.numpy(), INPUT_HINT_NAME: hint.numpy()})
+    assert np.abs(got[2] - rot.numpy()).max() < 1e-4
+
+
 def test_pose_skip_feeds_the_tap_activations_to_the_heads_and_exports(tmp_path):
     model = _pose_model(pose_skip=True)
     trunk_channels = model.trunk[-1]._block_args.output_filters
@@ -163,14 +175,7 @@ def test_pose_skip_feeds_the_tap_activations_to_the_heads_and_exports(tmp_path):
     _, cut = model.forward_features(feats)
     assert float(torch.autograd.grad(cut.bins.sum(), feats)[0].abs().sum()) > 0 and float(skip.abs().sum()) > 0
 
-    x, hint = torch.randn(3, 3, 64, 64), torch.zeros(3, 3)
-    with torch.no_grad():
-        rot = model(x, hint)[2]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        bundle = export_bundle(model, tmp_path / "skip")
-    got = ort_session(bundle / "model.onnx").run(None, {INPUT_NAME: x.numpy(), INPUT_HINT_NAME: hint.numpy()})
-    assert np.abs(got[2] - rot.numpy()).max() < 1e-4
+    _assert_exports_with_parity(model, tmp_path / "skip")
 
 
 def test_a_shared_head_input_feeds_every_category_head_learns_from_each_and_exports(tmp_path):
@@ -189,14 +194,7 @@ def test_a_shared_head_input_feeds_every_category_head_learns_from_each_and_expo
         assert float(torch.autograd.grad(out.bins[:, c].sum(), shared, retain_graph=True)[0].abs().sum()) > 0
 
     model.eval()
-    x, hint = torch.randn(3, 3, 64, 64), torch.zeros(3, 3)
-    with torch.no_grad():
-        rot = model(x, hint)[2]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        bundle = export_bundle(model, tmp_path / "shared")
-    got = ort_session(bundle / "model.onnx").run(None, {INPUT_NAME: x.numpy(), INPUT_HINT_NAME: hint.numpy()})
-    assert np.abs(got[2] - rot.numpy()).max() < 1e-4
+    _assert_exports_with_parity(model, tmp_path / "shared")
     with pytest.raises(ValueError, match="shared_head_input must be 0"):
         ModelConfig(shared_head_input=-1)
 
