@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -40,7 +41,7 @@ def _run_small(cfg: RecipeConfig) -> dict:
 def test_recipe_holds_models_out_and_measures_the_exported_bundle(tmp_path: Path) -> None:
     cfg = RecipeConfig(models=str(_repository(tmp_path / "repo", 3)), out=str(tmp_path / "out"), cad_views=6,
                        cad_shapes=2, cad_hybrids=1, hybrid_views=2, builtin_instances=0, test_views=3, input_size=64,
-                       workers=1,
+                       workers=1, seen_test_views=2,
                        train_elevation_range=(-30.0, 70.0), train_theta_std=30.0)
     result = _run_small(cfg)
 
@@ -81,6 +82,15 @@ def test_recipe_holds_models_out_and_measures_the_exported_bundle(tmp_path: Path
     assert result["overall"]["count"] == len(CATEGORIES) * 3 and 0.0 <= result["overall"]["med_err"] <= 180.0
     assert json.loads((tmp_path / "out" / "recipe.json").read_text())["overall"] == result["overall"]
     assert (tmp_path / "out" / "eval" / "report.md").is_file()
+    # new views of every training mesh, as the test views are rendered, evaluated beside the held-out ones
+    seen_views = [json.loads(line) for line in (data / "cad_seen_test" / "manifest.jsonl").open()]
+    assert {r["model_id"] for r in seen_views} == train_models and len(seen_views) == 2 * len(train_models)
+    training_poses = {(r["model_id"], r["azimuth"]) for r in map(json.loads, (data / "cad_train" / "manifest.jsonl").open())}
+    assert not {(r["model_id"], r["azimuth"]) for r in seen_views} & training_poses, "new views, not training ones"
+    assert json.loads((data / "cad_seen_test" / "render.json").read_text())["config"]["theta_std_deg"] == 8.0
+    assert result["seen"]["overall"]["count"] == len(seen_views) and (tmp_path / "out" / "eval_seen" / "report.md").is_file()
+    assert set(result["seen"]["per_category"]) == set(CATEGORIES)
+    assert result["seen"]["symmetry"]["overall"]["med_err"] <= result["seen"]["overall"]["med_err"]
     # the held-out meshes are found in the repository: the error their own symmetries explain is reported apart
     assert set(result["symmetry"]["angles_deg"]) == test_models and result["symmetry"]["unresolved"] == 0
     assert result["symmetry"]["overall"]["med_err"] <= result["overall"]["med_err"]
@@ -96,9 +106,14 @@ def test_recipe_holds_models_out_and_measures_the_exported_bundle(tmp_path: Path
     # a lever run reuses these renders as they are, and refuses to render over them with other settings
     manifest = (data / "cad_train" / "manifest.jsonl").read_bytes()
     lever = replace(cfg, out=str(tmp_path / "lever"), data=str(data))
-    train_dirs, test_dir, held_out = render_split(lever)
+    train_dirs, test_dir, held_out, seen_dir = render_split(replace(lever, seen_test_views=0))
     assert train_dirs == result["config"]["train"]["data"] and test_dir == str(data / "cad_test")
-    assert sorted(held_out) == sorted(test_models) and not (tmp_path / "lever").exists()
+    assert sorted(held_out) == sorted(test_models) and seen_dir is None and not (tmp_path / "lever").exists()
+    # its training meshes' new views are its own, rendered into its folder (the same as the reused run's)
+    seen_dir = render_split(lever).seen_dir
+    assert seen_dir == str(tmp_path / "lever" / "data" / "cad_seen_test")
+    assert (Path(seen_dir) / "manifest.jsonl").read_bytes() == (data / "cad_seen_test" / "manifest.jsonl").read_bytes()
+    shutil.rmtree(tmp_path / "lever")
     with pytest.raises(ValueError, match=f"{data / 'cad_train'}: not rendered with this recipe's meshes and settings"):
         render_split(replace(lever, cad_views=7))
     assert (data / "cad_train" / "manifest.jsonl").read_bytes() == manifest and not (tmp_path / "lever").exists()
@@ -162,6 +177,8 @@ def test_recipe_with_nothing_held_out_trains_on_every_mesh_and_says_it_evaluated
     assert len(train_models) == 2 * len(CATEGORIES), "every mesh trains, including each category's would-be test one"
     assert not (data / "cad_test").exists() and not (tmp_path / "out" / "eval").exists()
     assert result["evaluated"] is False and result["held_out"] == [] and "overall" not in result
+    # what it can still be measured on: new views of the meshes it trained on
+    assert result["seen"]["overall"]["count"] == 10 * len(train_models)
     assert "docs/RESULTS.md" in result["figures"]
     written = json.loads((tmp_path / "out" / "recipe.json").read_text())
     assert {k: written[k] for k in ("evaluated", "held_out", "figures", "bundle")} == {
@@ -180,4 +197,7 @@ def test_recipe_refuses_a_negative_held_out_count_and_a_fold_with_nothing_held_o
     cfg = RecipeConfig(models=str(tmp_path / "repo"), out=str(tmp_path / "out"), held_out_per_category=0, fold=1)
     with pytest.raises(ValueError, match="fold 1 picks which meshes are held out, but held_out_per_category 0"):
         run_recipe(cfg)
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ValueError, match="seen_test_views must be 0 or more, got -2"):
+        run_recipe(replace(cfg, fold=0, seen_test_views=-2))
     assert not (tmp_path / "out").exists()

@@ -140,8 +140,9 @@ def main() -> None:
     args = ap.parse_args()
     out = Path(args.out)
     split = RecipeConfig(models=args.models, out=str(out), cad_views=args.cad_views, builtin_instances=args.builtin,
-                         builtin_views=args.builtin_views)
-    train_dirs, test_dir = render_split(split)  # the test renders equal the recipe's (same meshes, seeds)
+                         builtin_views=args.builtin_views, seen_test_views=0)
+    # the test renders equal the recipe's (same meshes, seeds)
+    train_dirs, test_dir = render_split(split)[:2]
     base = base_config(train_dirs, out, args.epochs)
     for name in args.only or [*VARIANTS, SCRATCH]:
         s = run_scratch(train_dirs, test_dir, out, args.scratch_epochs) if name == SCRATCH else \
