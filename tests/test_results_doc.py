@@ -14,7 +14,7 @@ from vantage.train.config_file import override
 from vantage.train.recipe import RecipeConfig
 from vantage.train.results_doc import (DOCS, _flat, folds_section, lever_change, lever_runs, lever_settings,
                                        levers_section, plot_folds, recipe_runs, run_noise, seed_reruns,
-                                       seeds_section, set_flag)
+                                       seeds_section, seen_section, set_flag)
 
 
 def _runs() -> list[dict]:
@@ -122,6 +122,35 @@ def test_levers_table_weighs_each_lever_against_the_noise() -> None:
     assert "no noise measured |" in levers_section(runs, levers, None)[-2]
     assert levers_section(runs, [], noise) == [] and levers_section(runs[1:], levers[1:2], noise) == [], \
         "a lever needs its fold's stored run"
+
+
+def _seen(r: dict, med_err: float) -> dict:
+    """recipe.json's "seen" part: the run's own figures moved to `med_err`, one category left untested."""
+    seen = {"overall": {**r["overall"], "med_err": med_err, "count": 410},
+            "per_category": {c: {**m, "med_err": med_err} for c, m in r["per_category"].items() if c != "bottle"},
+            "symmetry": {"overall": {**r["symmetry"]["overall"], "med_err": med_err - 2.0},
+                         "per_category": {c: {**m, "med_err": med_err - 2.0}
+                                          for c, m in r["symmetry"]["per_category"].items() if c != "bottle"}},
+            "misses": r["misses"]}
+    return {**r, "seen": seen}
+
+
+def test_seen_section_sets_the_training_meshes_new_views_beside_the_unseen_ones() -> None:
+    runs = _runs()
+    assert seen_section(runs, []) == [], "nothing measured on seen meshes: no section"
+    runs[1] = _seen(runs[1], 11.0)
+    lever = _seen(copy.deepcopy(runs[1]), 9.0)
+    lever["config"]["train"]["model"]["num_bins"] = 32
+    lines = seen_section(runs, [lever])
+    rows = [line for line in lines if line.startswith("| stored run |") or line.startswith("| `train.model")]
+    med = runs[1]["overall"]["med_err"]
+    assert rows[0].startswith(f"| stored run | 0 | {med:.1f} / 11.0 | ") and rows[0].endswith(" | 410 |")
+    assert rows[1].startswith(f"| `train.model.num_bins=32` (was 16) | 0 | {med:.1f} / 9.0 | ")
+    sym = f"{runs[1]['symmetry']['overall']['med_err']:.1f} / 9.0"
+    assert sym in rows[0]
+    per_cat = {line.split(" | ")[0]: line for line in lines if line.startswith("| MedErr° seen")}
+    assert "| 11.0 |" in per_cat["| MedErr° seen"] and "| — |" in per_cat["| MedErr° seen"]  # bottle untested
+    assert "| 9.0 |" in per_cat["| MedErr° seen, symmetry-reduced"]
 
 
 def test_results_md_is_built_from_the_stored_folds() -> None:

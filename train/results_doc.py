@@ -286,6 +286,60 @@ def levers_section(runs: list[dict], levers: list[dict], noise: list[float] | No
     ]
 
 
+# (label, part of recipe.json's evaluations, key, format) of the seen-meshes table's columns
+SEEN_COLUMNS = FOLD_COLUMNS[:5]
+
+
+def _seen_column(r: dict, part: str, key: str) -> float:
+    """A figure of a run's evaluation on new views of its training meshes (recipe.json's "seen")."""
+    return r["seen"]["symmetry"]["overall"][key] if part == "symmetry" else r["seen"][part][key]
+
+
+def seen_section(runs: list[dict], levers: list[dict]) -> list[str]:
+    """Each stored run that also measured its bundle on new views of its training meshes (recipe.json's "seen"):
+    its figures on the held-out meshes beside those, and per category for the first: how much of the error is
+    left on meshes the model has learnt (a floor more meshes would not lower) and how much is the gap to unseen
+    ones (what more meshes could close); empty without such a run."""
+    measured = [r for r in runs if r.get("seen")]
+    measured += [r for _, r in _beside_stored(runs, levers) if r.get("seen")]
+    if not measured:
+        return []
+    by_fold = {_fold(r): r for r in runs}
+    head = ("| run | fold | " + " | ".join(f"{label}: unseen / seen" for label, *_ in SEEN_COLUMNS) +
+            " | seen views |\n|---|---|" + "---|" * (len(SEEN_COLUMNS) + 1))
+    rows = []
+    for r in measured:
+        name = "stored run" if r in runs else lever_change(r, by_fold[_fold(r)])
+        cells = [f"{fmt.format(_column(r, part, key))} / {fmt.format(_seen_column(r, part, key))}"
+                 for _, part, key, fmt in SEEN_COLUMNS]
+        rows.append(f"| {name} | {_fold(r)} | " + " | ".join(cells) + f" | {r['seen']['overall']['count']} |")
+    first = measured[0]
+    categories = list(first["per_category"])
+    cat_head = "| figure | " + " | ".join(categories) + " |\n|---|" + "---|" * len(categories)
+
+    def cat_row(label: str, of: dict, key: str, fmt: str) -> str:
+        return f"| {label} | " + " | ".join(fmt.format(of[c][key]) if c in of else "—" for c in categories) + " |"
+
+    cat_rows = [cat_row("MedErr° unseen", first["per_category"], "med_err", "{:.1f}"),
+                cat_row("MedErr° seen", first["seen"]["per_category"], "med_err", "{:.1f}"),
+                cat_row("MedErr° seen, symmetry-reduced", first["seen"]["symmetry"]["per_category"], "med_err", "{:.1f}"),
+                cat_row("Acc@π/6 unseen", first["per_category"], "acc_pi6", "{:.3f}"),
+                cat_row("Acc@π/6 seen", first["seen"]["per_category"], "acc_pi6", "{:.3f}"),
+                cat_row("cat-acc unseen", first["per_category"], "cat_acc", "{:.3f}"),
+                cat_row("cat-acc seen", first["seen"]["per_category"], "cat_acc", "{:.3f}"),
+                cat_row("seen views", first["seen"]["per_category"], "count", "{}")]
+    return [
+        "### Seen meshes, new views", "",
+        "The same bundle on new views of its training CAD meshes (`RecipeConfig.seen_test_views` per mesh, other "
+        "render seeds, rendered as the test views are, over the same backgrounds; OUT/eval_seen): the error left on "
+        "meshes the model has learnt is a floor that more training meshes alone would not lower, and the gap from "
+        "there to the held-out (unseen) meshes is what they could close. Symmetry-reduced figures forgive each "
+        "mesh its own symmetries, held-out or training.", "",
+        head, *rows, "", f"Per category ({'stored run' if first in runs else lever_change(first, by_fold[_fold(first)])}, "
+        f"fold {_fold(first)}):", "", cat_head, *cat_rows, "",
+    ]
+
+
 def folds_section(runs: list[dict]) -> list[str]:
     """Cross-validation over which meshes are unseen: the reference recipe on disjoint held-out folds, the
     headline figures per fold with their mean and spread, and MedErr per category per fold (which category's
@@ -491,6 +545,7 @@ def build(results_dir: Path = RESULTS) -> str:
         reruns = seed_reruns()
         lines += folds_section(runs) + seeds_section(runs, reruns)
         lines += levers_section(runs, lever_runs(), run_noise(runs, reruns))
+        lines += seen_section(runs, lever_runs())
     off_axis = DOCS / OFF_AXIS / "off_axis.json"
     lines += off_axis_section(json.loads(off_axis.read_text()) if off_axis.is_file() else None)
     roll = DOCS / OFF_AXIS / "roll.json"
