@@ -164,6 +164,7 @@ def test_results_md_is_built_from_the_stored_folds() -> None:
         assert f"| {json.loads(Path(path).read_text())['config']['fold']} |" in md
     assert ("Run-to-run noise" in md) == bool(seed_reruns())
     assert ("Levers tried in the recipe" in md) == bool(lever_runs())
+    assert ("Seen meshes, new views" in md) == any(r.get("seen") for r in recipe_runs() + lever_runs())
     for lever in lever_runs():
         assert f"| {lever['overall']['med_err']:.1f} (" in md, "every stored lever run has its row"
 
