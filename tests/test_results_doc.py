@@ -12,7 +12,7 @@ import pytest
 
 from vantage.train.config_file import override
 from vantage.train.recipe import RecipeConfig
-from vantage.train.results_doc import (DOCS, _flat, folds_section, lever_change, lever_runs, lever_settings,
+from vantage.train.results_doc import (DOCS, _adopted_since, _flat, changed_defaults, folds_section, lever_change, lever_runs, lever_settings,
                                        levers_section, plot_folds, recipe_runs, run_noise, seed_reruns,
                                        seeds_section, seen_section, set_flag)
 
@@ -151,6 +151,22 @@ def test_seen_section_sets_the_training_meshes_new_views_beside_the_unseen_ones(
     per_cat = {line.split(" | ")[0]: line for line in lines if line.startswith("| MedErr° seen")}
     assert "| 11.0 |" in per_cat["| MedErr° seen"] and "| — |" in per_cat["| MedErr° seen"]  # bottle untested
     assert "| 9.0 |" in per_cat["| MedErr° seen, symmetry-reduced"]
+
+
+def test_a_setting_adopted_after_the_stored_runs_is_named_above_their_figures() -> None:
+    today = RecipeConfig(models="", out="")
+    runs = _runs()
+    for r in runs:  # the stored runs as today's recipe would train them
+        r["config"]["train"]["model"]["num_bins"] = today.train.model.num_bins
+    assert changed_defaults(runs[0]) == [], "another fold, another input size field: not a change of recipe"
+    older = copy.deepcopy(runs[1])
+    older["config"]["train"]["model"]["num_bins"] = today.train.model.num_bins // 2
+    older["config"]["seen_test_views"] = 0  # what else a run measured is no change of recipe
+    assert changed_defaults(older) == [("train.model.num_bins", today.train.model.num_bins // 2,
+                                        today.train.model.num_bins)]
+    line = _adopted_since(older)[0]
+    assert f"`train.model.num_bins={today.train.model.num_bins}` (these runs: {today.train.model.num_bins // 2})" in line
+    assert _adopted_since(runs[0]) == []
 
 
 def test_results_md_is_built_from_the_stored_folds() -> None:

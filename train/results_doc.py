@@ -197,9 +197,9 @@ def lever_runs() -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted((DOCS / "results" / "levers").glob("*.json"))]
 
 
-# Settings of a recipe.json that say where it ran, not what it trained
+# Settings of a recipe.json that say where it ran or what else it measured, not what it trained
 WHERE = ("models", "out", "data", "train.data", "train.out", "train.feature_cache", "train.threads", "train.progress",
-         "confidence_calibration")
+         "confidence_calibration", "seen_test_views")
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -222,6 +222,15 @@ def lever_settings(lever: dict, stored: dict) -> list[tuple[str, object, object]
     defaults, base = _recipe_defaults(), _flat(stored["config"])
     return [(k, base.get(k, defaults[k]), v) for k, v in _flat(lever["config"]).items()
             if k in defaults and k not in WHERE and v != base.get(k, defaults[k])]
+
+
+def changed_defaults(stored: dict) -> list[tuple[str, object, object]]:
+    """(dotted key, the stored run's value, today's default) of each training setting in which today's recipe
+    differs from a stored run: a lever adopted after the stored runs, which the levers were measured against.
+    The fold says which run it is, and `train.model.input_size` is set from `input_size`."""
+    defaults = _recipe_defaults()
+    return [(k, v, defaults[k]) for k, v in _flat(stored["config"]).items()
+            if k in defaults and k not in (*WHERE, "fold", "train.model.input_size") and v != defaults[k]]
 
 
 def set_flag(key: str, value: object) -> str:
@@ -521,6 +530,17 @@ def corruption_section(result: dict | None, augment: dict | None = None) -> list
     ]
 
 
+def _adopted_since(r: dict) -> list[str]:
+    """A line naming the settings today's recipe changed since the stored runs were trained; empty if none."""
+    changes = changed_defaults(r)
+    if not changes:
+        return []
+    named = ", ".join(f"`{set_flag(k, today)}` (these runs: {was})" for k, was, today in changes)
+    return [f"Today's recipe differs from these stored runs in {named}: adopted from the levers table below after "
+            "these runs, which stay the base that every lever was measured against; its own figures are that "
+            "lever's rows.", ""]
+
+
 def build(results_dir: Path = RESULTS) -> str:
     """The markdown of docs/RESULTS.md, from the JSON in `results_dir`."""
     results = [json.loads(p.read_text()) for p in sorted(results_dir.glob("*.json"))]
@@ -538,7 +558,7 @@ def build(results_dir: Path = RESULTS) -> str:
             f"(render {r['seconds']['render']:.0f} s, train {r['seconds']['train']:.0f} s, the feature cache included; "
             "a rerun in the same folder reuses the renders and the cached frozen features). "
             "Test: renders of CAD meshes held out from training, over photo-like backgrounds.", "",
-            category_table(r), "", topk_table(r), "", *miss_section(r, "###", with_plot=False), *symmetry_section(r, "###"),
+            *_adopted_since(r), category_table(r), "", topk_table(r), "", *miss_section(r, "###", with_plot=False), *symmetry_section(r, "###"),
             *elevation_section(r, "###", with_plot=False), *hypothesis_section(r, "###", with_plot=False),
             *calibration_section(r), "",
         ]
