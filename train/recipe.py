@@ -101,7 +101,7 @@ class RecipeConfig:
     # On fold 0 (410 views): MedErr 11.6° / Acc@π/6 0.734 / cat-acc 0.961, symmetry-reduced 9.0° / 0.895, against
     # 15.3° / 0.669 / 0.908 and 12.9° / 0.786 on the held-out meshes: even meshes it trained on miss the 8° / 0.90
     # targets, so more meshes alone would not reach them. The error grows with the distance from a new view to its
-    # mesh's nearest training view (symmetry-reduced median 7.5° within 8°, 8.8° at 8-12°, 12.5° at 12-16°; median
+    # mesh's nearest training view (symmetry-reduced median 7.8° within 8°, 8.7° at 8-12°, 12.1° at 12-16°; median
     # distance 9.6° at 160 views): the heads interpolate between the views they saw.
     seen_test_views: int = 10
     photos: str | None = None
