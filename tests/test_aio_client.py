@@ -152,7 +152,8 @@ def test_the_deadline_covers_retries_and_backoff() -> None:
     servicer = ScriptedServicer([], then_forever=grpc.StatusCode.UNAVAILABLE)
     slow = RetryPolicy(max_attempts=100, initial_backoff_s=0.1, multiplier=1.0, jitter=0.0)
     outcome, seconds, attempts = asyncio.run(scripted_call(servicer, slow, timeout=0.5))
-    assert outcome.code() == grpc.StatusCode.UNAVAILABLE
+    # the last attempt's UNAVAILABLE, or DEADLINE_EXCEEDED where the deadline fell inside an attempt (a loaded machine)
+    assert outcome.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
     assert seconds < 0.5 + 0.3 and 3 <= attempts <= 6
     assert RetryPolicy(initial_backoff_s=1.0, max_backoff_s=1.5, jitter=0.0).backoff(5) == 1.5
 
