@@ -157,7 +157,10 @@ class RecipeConfig:
         # 15.3° / 0.669 / 0.908 (symmetry-reduced 14.5° / 0.744 vs 12.9° / 0.786): the heads stay per category.
         # K = 8 key poses instead of 16 (from fold 0's renders and feature cache): MedErr 17.1° / Acc@π/6 0.644 /
         # cat-acc 0.908 (symmetry-reduced 14.6° / 0.750) vs 15.3° / 0.669 / 0.908 (12.9° / 0.786): worse beyond the
-        # run-to-run noise (K = 32 on one 128² network earlier: 17.2° vs 16.3°, no gain), so K stays 16.
+        # run-to-run noise (K = 32 on one 128² network earlier: 17.2° vs 16.3°, no gain). K = 32 in the recipe: fold 0
+        # 13.9° / 0.669 / 0.908 (symmetry-reduced 11.9° / 0.803; new views of the training meshes 11.2° vs 11.6°):
+        # better; fold 2 21.2° / 0.547 / 0.814 vs 20.3° / 0.567 / 0.797 (13.1° / 0.758 vs 13.1° / 0.783): not;
+        # K = 64 on fold 0 15.6° / 0.675 / 0.908 (12.4° / 0.783): within the noise. So K stays 16.
         model=ModelConfig(head="bd_p", per_bin_delta=True, num_bins=16),
         # Occlusion (random erasing) on half the augmented crops: one M_P+ network on the same renders,
         # on the held-out views MedErr 16.7° / Acc@π/6 0.656 vs 16.3° / 0.656 without (noise), and on the
