@@ -160,7 +160,8 @@ class RecipeConfig:
         # run-to-run noise (K = 32 on one 128² network earlier: 17.2° vs 16.3°, no gain). K = 32 in the recipe: fold 0
         # 13.9° / 0.669 / 0.908 (symmetry-reduced 11.9° / 0.803; new views of the training meshes 11.2° vs 11.6°):
         # better; fold 2 21.2° / 0.547 / 0.814 vs 20.3° / 0.567 / 0.797 (13.1° / 0.758 vs 13.1° / 0.783): not;
-        # K = 64 on fold 0 15.6° / 0.675 / 0.908 (12.4° / 0.783): within the noise. So K stays 16.
+        # K = 64 on fold 0 15.6° / 0.675 / 0.908 (12.4° / 0.783): only the symmetry-reduced MedErr past the noise
+        # (−0.6° vs 0.5°), the rest within it. Better on one fold of two at 32, so K stays 16.
         model=ModelConfig(head="bd_p", per_bin_delta=True, num_bins=16),
         # Occlusion (random erasing) on half the augmented crops: one M_P+ network on the same renders,
         # on the held-out views MedErr 16.7° / Acc@π/6 0.656 vs 16.3° / 0.656 without (noise), and on the
