@@ -110,6 +110,7 @@ FOLD_COLUMNS = (("MedErr° (all)", "overall", "med_err", "{:.1f}"), ("Acc@π/6 (
                 ("Acc@π/6 symmetry-reduced", "symmetry", "acc_pi6", "{:.3f}"),
                 ("Acc@π/6 best of 2 hypotheses", "hypotheses", 2, "{:.3f}"),
                 ("Acc@π/6 best of 4 hypotheses", "hypotheses", 4, "{:.3f}"))
+HEADLINE_COLUMNS = FOLD_COLUMNS[:5]  # those every evaluation has (the levers' and the seen views' tables)
 
 
 def recipe_runs() -> list[dict]:
@@ -271,7 +272,7 @@ def levers_section(runs: list[dict], levers: list[dict], noise: list[float] | No
     pairs = _beside_stored(runs, levers)
     if not pairs:
         return []
-    columns = FOLD_COLUMNS[:5]
+    columns = HEADLINE_COLUMNS
     head = ("| change | fold | " + " | ".join(f"{label} (Δ)" for label, *_ in columns) + " | verdict |\n|---|---|" +
             "---|" * (len(columns) + 1))
     rows = []
@@ -295,15 +296,6 @@ def levers_section(runs: list[dict], levers: list[dict], noise: list[float] | No
     ]
 
 
-# (label, part of recipe.json's evaluations, key, format) of the seen-meshes table's columns
-SEEN_COLUMNS = FOLD_COLUMNS[:5]
-
-
-def _seen_column(r: dict, part: str, key: str) -> float:
-    """A figure of a run's evaluation on new views of its training meshes (recipe.json's "seen")."""
-    return r["seen"]["symmetry"]["overall"][key] if part == "symmetry" else r["seen"][part][key]
-
-
 def seen_section(runs: list[dict], levers: list[dict]) -> list[str]:
     """Each stored run that also measured its bundle on new views of its training meshes (recipe.json's "seen"):
     its figures on the held-out meshes beside those, and per category for the first: how much of the error is
@@ -314,13 +306,13 @@ def seen_section(runs: list[dict], levers: list[dict]) -> list[str]:
     if not measured:
         return []
     by_fold = {_fold(r): r for r in runs}
-    head = ("| run | fold | " + " | ".join(f"{label}: unseen / seen" for label, *_ in SEEN_COLUMNS) +
-            " | seen views |\n|---|---|" + "---|" * (len(SEEN_COLUMNS) + 1))
+    head = ("| run | fold | " + " | ".join(f"{label}: unseen / seen" for label, *_ in HEADLINE_COLUMNS) +
+            " | seen views |\n|---|---|" + "---|" * (len(HEADLINE_COLUMNS) + 1))
     rows = []
     for r in measured:
         name = "stored run" if r in runs else lever_change(r, by_fold[_fold(r)])
-        cells = [f"{fmt.format(_column(r, part, key))} / {fmt.format(_seen_column(r, part, key))}"
-                 for _, part, key, fmt in SEEN_COLUMNS]
+        cells = [f"{fmt.format(_column(r, part, key))} / {fmt.format(_column(r['seen'], part, key))}"
+                 for _, part, key, fmt in HEADLINE_COLUMNS]
         rows.append(f"| {name} | {_fold(r)} | " + " | ".join(cells) + f" | {r['seen']['overall']['count']} |")
     first = measured[0]
     categories = list(first["per_category"])
